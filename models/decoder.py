@@ -1,0 +1,97 @@
+"""A decoder that mirrors a VGG encoder up to a tap, built from the same config lists.
+
+Nearest upsampling + reflection-padded 3x3 convs (upsample-then-conv avoids the checkerboard
+artifacts of transposed convs). Optional skips: at the resolution of each named tap, the (stylised)
+encoder feature is concatenated before the first conv there, which keeps fine structure.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .vgg import conv_shapes, layer_names, tap_channels
+
+
+@dataclass
+class DecoderConfig:
+    """A mirror decoder."""
+
+    arch: str = "vgg16"  # encoder architecture to mirror
+    from_tap: str = "relu4_1"  # deepest feature it decodes
+    skips: tuple[str, ...] = ()  # shallower taps concatenated on the way up, e.g. ('relu3_1', 'relu2_1')
+    width: float = 1.0  # channel multiplier of the hidden convs (1.0 = exact mirror)
+    # Fixed input scale per tap ({tap: factor}, default 1): brings each input to unit RMS so Adam's
+    # step size means the same for every layer, whatever the encoder's activation scale.
+    feature_scale: dict[str, float] = field(default_factory=dict)
+
+
+def decoder_plan(config: DecoderConfig) -> list[tuple[str, int, int]]:
+    """The decoder as data: ('conv', c_in, c_out) and ('up', 0, 0) steps, deepest first.
+
+    The mirror of conv{b}_{i} (c_in -> c_out) is a conv c_out -> c_in; a pool becomes an upsample.
+    A skip at relu{b}_1 widens the first conv after the upsample that reaches block b.
+    """
+    names = layer_names(config.arch)
+    if config.from_tap not in names:
+        raise ValueError(f"unknown tap {config.from_tap!r} for {config.arch}")
+    convs = {n: (i, o) for n, i, o in conv_shapes(config.arch)}
+    scale = lambda c: c if c == 3 else max(8, int(round(c * config.width)))  # noqa: E731
+    plan: list[tuple[str, int, int]] = []
+    prefix = names[: names.index(config.from_tap.replace("relu", "conv")) + 1]
+    pending_skip = 0
+    for name in reversed(prefix):
+        if name.startswith("pool"):
+            plan.append(("up", 0, 0))
+            block = int(name[4:])
+            skip = f"relu{block}_1"
+            pending_skip = tap_channels(config.arch, skip) if skip in config.skips else 0
+        elif name.startswith("conv"):
+            c_in, c_out = convs[name]
+            src = config.from_tap if not plan else None
+            width_in = tap_channels(config.arch, src) if src else plan_out(plan)
+            plan.append(("conv", width_in + pending_skip, scale(c_in)))
+            pending_skip = 0
+    return plan
+
+
+def plan_out(plan: list[tuple[str, int, int]]) -> int:
+    return next(c_out for kind, _, c_out in reversed(plan) if kind == "conv")
+
+
+class Decoder(nn.Module):
+    """Mirror decoder: features at `from_tap` (+ skips) -> RGB image (b, 3, h, w), roughly [0, 1]."""
+
+    def __init__(self, config: DecoderConfig):
+        super().__init__()
+        unknown = [s for s in config.skips if s not in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")]
+        if unknown or config.from_tap in config.skips:
+            raise ValueError(f"skips must be shallower relu{{b}}_1 taps than {config.from_tap}, got {config.skips}")
+        self.config = config
+        self.plan = decoder_plan(config)
+        convs = [(i, o) for kind, i, o in self.plan if kind == "conv"]
+        self.convs = nn.ModuleList(nn.Conv2d(i, o, 3, padding=1, padding_mode="reflect") for i, o in convs)
+        self.skip_order = [s for s in sorted(config.skips, reverse=True)]
+
+    def forward(self, feat: torch.Tensor, skips: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Args: feat (b, c, h/8, w/8) at from_tap; skips {tap: features}. Returns (b, 3, h, w)."""
+        skips = skips or {}
+        missing = [s for s in self.skip_order if s not in skips]
+        if missing:
+            raise ValueError(f"decoder needs skip features {missing}")
+        scale = self.config.feature_scale
+        x, i, queue = feat * scale.get(self.config.from_tap, 1.0), 0, list(self.skip_order)
+        for kind, _, _ in self.plan:
+            if kind == "up":
+                x = F.interpolate(x, scale_factor=2, mode="nearest")
+                if queue and skips[queue[0]].shape[-2:] == x.shape[-2:]:
+                    tap = queue.pop(0)
+                    x = torch.cat([x, skips[tap].to(x.dtype) * scale.get(tap, 1.0)], dim=1)
+            else:
+                x = self.convs[i](x)
+                i += 1
+                if i < len(self.convs):
+                    x = F.relu(x)
+        return x

@@ -1,0 +1,195 @@
+"""The one functional core: feature statistics, AdaIN, multi-style blending, Gram matrices,
+whitening/colouring and colour matching. Training, inference and optimisation all call these;
+nothing else in the project recomputes them.
+
+Letters: b - batch, c - channels, h/w - height/width, k - styles.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+EPS = 1e-5
+
+
+def mean_std(feat: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel spatial mean and standard deviation.
+
+    Args:
+        feat: features (b, c, h, w).
+        eps: added to the variance before the square root.
+
+    Returns:
+        (mean, std), each (b, c), computed in float32.
+    """
+    if feat.dim() != 4:
+        raise ValueError(f"mean_std expects (b, c, h, w) features, got shape {tuple(feat.shape)}")
+    flat = rearrange(feat.float(), "b c h w -> b c (h w)")
+    var, mean = torch.var_mean(flat, dim=-1, unbiased=False)
+    return mean, (var + eps).sqrt()
+
+
+def instance_norm(feat: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """Normalise each channel of each sample to zero mean and unit std (b, c, h, w)."""
+    mean, std = mean_std(feat, eps)
+    return (feat.float() - mean[..., None, None]) / std[..., None, None]
+
+
+def adain(content: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """Adaptive instance normalisation: give `content` the channel statistics (mean, std).
+
+    Args:
+        content: features (b, c, h, w).
+        mean, std: target statistics, (b, c) or (b, c, h, w) for spatially varying targets.
+
+    Returns:
+        (b, c, h, w) float32 features whose per-channel mean/std equal the target (for constant targets).
+    """
+    if mean.dim() == 2:
+        mean, std = mean[..., None, None], std[..., None, None]
+    return instance_norm(content, eps) * std + mean
+
+
+def validate_weights(weights: Sequence[float] | torch.Tensor | None, k: int) -> torch.Tensor:
+    """Check blend weights and normalise them to sum to one.
+
+    Args:
+        weights: k non-negative finite numbers, not all zero; None means equal weights.
+        k: number of styles.
+
+    Returns:
+        float32 tensor (k,) summing to 1.
+
+    Raises:
+        ValueError naming the offending value.
+    """
+    if k < 1:
+        raise ValueError("at least one style is needed")
+    if weights is None:
+        return torch.full((k,), 1.0 / k)
+    w = torch.as_tensor(weights, dtype=torch.float64).flatten()
+    if w.numel() != k:
+        raise ValueError(f"got {w.numel()} weights for {k} styles; give one weight per style")
+    bad = [float(x) for x in w if not math.isfinite(float(x))]
+    if bad:
+        raise ValueError(f"style weights must be finite numbers, got {bad[0]}")
+    if (w < 0).any():
+        raise ValueError(f"style weights must be non-negative, got {float(w[w < 0][0])}")
+    total = float(w.sum())
+    if total <= 0:
+        raise ValueError("style weights are all zero; at least one must be positive")
+    return (w / total).float()
+
+
+def blend_stats(
+    means: torch.Tensor, stds: torch.Tensor, weights: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blend K style statistics into one target, in one pass.
+
+    AdaIN is affine in (mean, std), so the weighted sum of K AdaIN outputs equals one AdaIN with the
+    weighted mean and std: sum_k w_k (s_k n + m_k) = n sum_k w_k s_k + sum_k w_k m_k.
+
+    Args:
+        means, stds: (k, c) or (k, b, c) statistics of K styles.
+        weights: (k,) normalised weights, or (k, b, 1, h, w) spatial weights that sum to 1 over k.
+
+    Returns:
+        (mean, std): (c,)/(b, c) for constant weights, or (b, c, h, w) for spatial weights.
+    """
+    if weights.dim() == 1:
+        w = weights.to(means).view(-1, *([1] * (means.dim() - 1)))
+        return (w * means).sum(0), (w * stds).sum(0)
+    if means.dim() == 2:  # (k, c) -> (k, 1, c)
+        means, stds = means[:, None], stds[:, None]
+    w = weights.to(means)  # (k, b, 1, h, w)
+    return (w * means[..., None, None]).sum(0), (w * stds[..., None, None]).sum(0)
+
+
+def mix(
+    content: torch.Tensor,
+    means: torch.Tensor,
+    stds: torch.Tensor,
+    weights: torch.Tensor,
+    alpha: float = 1.0,
+) -> torch.Tensor:
+    """The mixing layer: AdaIN of `content` towards the weighted blend of K styles, then alpha.
+
+    Args:
+        content: (b, c, h, w) content features.
+        means, stds: (k, c) or (k, b, c) style statistics.
+        weights: (k,) normalised weights or (k, b, 1, h, w) spatial weights (see blend_stats).
+        alpha: 0 returns the content features, 1 the fully stylised ones.
+
+    Returns:
+        (b, c, h, w) float32 target features.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    mean, std = blend_stats(means, stds, weights)
+    if mean.dim() == 1:
+        mean, std = mean.expand(content.shape[0], -1), std.expand(content.shape[0], -1)
+    target = adain(content, mean, std)
+    return target if alpha == 1.0 else alpha * target + (1.0 - alpha) * content.float()
+
+
+def gram(feat: torch.Tensor) -> torch.Tensor:
+    """Gram matrix normalised by the number of entries: (b, c, h, w) -> (b, c, c)."""
+    b, c, h, w = feat.shape
+    flat = rearrange(feat.float(), "b c h w -> b c (h w)")
+    return flat @ flat.transpose(1, 2) / (c * h * w)
+
+
+def _cov_sqrt(x: torch.Tensor, power: float, eps: float) -> torch.Tensor:
+    """Symmetric matrix power of the covariance of x (c, n): (c, c)."""
+    cov = x @ x.T / max(x.shape[1] - 1, 1) + eps * torch.eye(x.shape[0], dtype=x.dtype, device=x.device)
+    evals, evecs = torch.linalg.eigh(cov)
+    return evecs @ torch.diag(evals.clamp_min(eps).pow(power)) @ evecs.T
+
+
+def whiten_colour(content: torch.Tensor, style: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Whitening-colouring transform of one sample: content (c, n) takes the style's (c, m) covariance
+    and mean. Computed in float64 for a stable eigendecomposition.
+
+    Returns:
+        (c, n) tensor in content's dtype.
+    """
+    xc, xs = content.double(), style.double()
+    mc, ms = xc.mean(1, keepdim=True), xs.mean(1, keepdim=True)
+    white = _cov_sqrt(xc - mc, -0.5, eps) @ (xc - mc)
+    return (_cov_sqrt(xs - ms, 0.5, eps) @ white + ms).to(content.dtype)
+
+
+def match_colour(image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Give `image` (b, 3, h, w) the colour mean and covariance of `reference` (b, 3, h', w'),
+    both RGB in [0, 1]. Used for colour preservation (reference = the content photo)."""
+    out = []
+    for img, ref in zip(image, reference):
+        flat = whiten_colour(rearrange(img, "c h w -> c (h w)"), rearrange(ref, "c h w -> c (h w)"))
+        out.append(rearrange(flat, "c (h w) -> c h w", h=img.shape[1]))
+    return torch.stack(out).clamp(0, 1)
+
+
+_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def keep_luminance(stylised: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """Luminance-only transfer: the luminance (Y) of `stylised` with the chroma (IQ) of `content`,
+    both (b, 3, h, w) RGB in [0, 1] of the same size."""
+    m = _YIQ.to(stylised)
+    ys = torch.einsum("ij,bjhw->bihw", m, stylised.float())
+    yc = torch.einsum("ij,bjhw->bihw", m, content.float())
+    yiq = torch.cat([ys[:, :1], yc[:, 1:]], dim=1)
+    return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(m), yiq).clamp(0, 1)
+
+
+def resize_weights(weights: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize spatial weights (k, b, 1, h, w) to `size` and renormalise over k."""
+    k, b = weights.shape[:2]
+    flat = F.interpolate(rearrange(weights.float(), "k b 1 h w -> (k b) 1 h w"), size=size, mode="bilinear",
+                         align_corners=False)
+    w = rearrange(flat, "(k b) 1 h w -> k b 1 h w", k=k)
+    return w / w.sum(0, keepdim=True).clamp_min(1e-8)

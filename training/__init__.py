@@ -1,0 +1,1 @@
+"""stylemix training: data, losses (shared with optimisation) and a model-agnostic loop."""

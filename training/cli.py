@@ -1,0 +1,135 @@
+"""`stylemix train` / `python -m training`: train a decoder from a JSON config plus --set overrides.
+
+    stylemix train --config run.json --set loop.steps=20000 --set data.crop=192 --out runs/a
+    stylemix train --out runs/a --export weights/my-model      # write a weights dir from the checkpoint
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from models import pretrained
+from models.adain import AdaINConfig
+from models.io import WeightsError, from_dict, load_into, load_json, to_dict
+from models.registry import create_model
+
+from .adain_task import AdaINLossConfig, AdaINTask, DataConfig
+from .checkpoint import load_tensors
+from .trainer import LoopConfig, ResumeMismatch, Trainer
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; saved in every checkpoint so resumes can be checked."""
+
+    model: AdaINConfig = field(default_factory=AdaINConfig)
+    encoder: str = "vgg16-hed"  # encoder preset name or directory
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: AdaINLossConfig = field(default_factory=AdaINLossConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+
+
+def apply_override(cfg: dict, assignment: str) -> None:
+    """'loop.lr=2e-4' -> cfg['loop']['lr'] = 2e-4 (values parsed as JSON when possible)."""
+    if "=" not in assignment:
+        raise ValueError(f"--set expects KEY=VALUE, got {assignment!r}")
+    key, raw = assignment.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    node = cfg
+    parts = key.split(".")
+    for p in parts[:-1]:
+        if not isinstance(node.get(p), dict):
+            raise ValueError(f"--set {key}: no config section {p!r}")
+        node = node[p]
+    if parts[-1] not in node:
+        raise ValueError(f"--set {key}: unknown field {parts[-1]!r}; fields: {', '.join(node)}")
+    node[parts[-1]] = value
+
+
+def build_config(config_file: str | None, overrides: list[str]) -> TrainConfig:
+    data = to_dict(TrainConfig())
+    if config_file:
+        _merge(data, load_json(config_file))
+    for o in overrides:
+        apply_override(data, o)
+    return from_dict(TrainConfig, data)
+
+
+def _merge(base: dict, new: dict) -> None:
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _merge(base[k], v)
+        else:
+            base[k] = v
+
+
+def build_model(cfg: TrainConfig, log=print):
+    enc_dir = pretrained.resolve_encoder(cfg.encoder, log)
+    cfg.model.encoder = pretrained.load_encoder_config(enc_dir)
+    model = create_model("adain", cfg.model)
+    load_into(model.encoder, enc_dir / "encoder.safetensors")
+    return model
+
+
+def export(cfg: TrainConfig, run_dir: Path, out_dir: Path, dtype: torch.dtype = torch.float16) -> Path:
+    """Checkpoint -> weights dir (config.json + fp16 decoder.safetensors)."""
+    model = build_model(cfg)
+    state = {k[len("model."):]: v for k, v in load_tensors(run_dir / "checkpoint.safetensors").items()
+             if k.startswith("model.")}
+    model.load_state_dict(state)
+    from .checkpoint import read_metadata
+    step = read_metadata(run_dir / "checkpoint.safetensors")["step"]
+    meta = {"steps": step, "encoder_id": cfg.encoder, "trained_with": json.dumps(to_dict(cfg))}
+    return pretrained.save_model_dir(model, "adain", cfg.model, out_dir, cfg.encoder, meta, dtype=dtype)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="stylemix train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", help="JSON file with any TrainConfig fields (default: built-in defaults)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a field, e.g. loop.lr=2e-4")
+    ap.add_argument("--out", required=True, help="run directory: checkpoint, log.jsonl, samples/")
+    ap.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's choice)")
+    ap.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    ap.add_argument("--export", metavar="DIR", help="write a weights dir from the run's checkpoint and exit")
+    ap.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        cfg = build_config(args.config, args.set)
+        if args.print_config:
+            print(json.dumps(to_dict(cfg), indent=2))
+            return 0
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        run = Path(args.out)
+        if args.export:
+            if (run / "checkpoint.safetensors").is_file():
+                from .checkpoint import checkpoint_config
+                cfg = from_dict(TrainConfig, checkpoint_config(run / "checkpoint.safetensors"))
+            print(f"wrote {export(cfg, run, Path(args.export))}")
+            return 0
+        torch.manual_seed(cfg.data.seed)
+        model = build_model(cfg)
+        task = AdaINTask(model, cfg.data, cfg.loss, rank=int(__import__('os').environ.get("RANK", 0)),
+                         device=args.device, channels_last=cfg.loop.channels_last)
+        trainer = Trainer(task, cfg.loop, run, to_dict(cfg), device=args.device)
+        step = trainer.fit(resume=not args.no_resume)
+        print(f"stopped at step {step}; checkpoint {trainer.ckpt_path}")
+        return 0
+    except (ValueError, FileNotFoundError, WeightsError, ResumeMismatch) as e:
+        print(f"stylemix train: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Folders of images -> deterministic random crops.
+
+Every batch is a pure function of (seed, step, rank), so a resumed run sees exactly the batches an
+uninterrupted run would, with no sampler state to save. Unreadable files are logged once and skipped.
+"""
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+log = logging.getLogger("stylemix.data")
+EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+
+
+def list_images(root: str | Path) -> list[Path]:
+    """Every image file under `root`, recursively, sorted (so indices are stable)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder not found: {root}")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+    if not files:
+        raise FileNotFoundError(f"no images ({', '.join(sorted(EXTENSIONS))}) under {root}")
+    return files
+
+
+class ImageFolder:
+    """Random crops from a folder: resize the short side to a random length in `short_side`, crop
+    `crop` x `crop`, flip horizontally half the time. Returns RGB float tensors in [0, 1]."""
+
+    def __init__(self, root: str | Path, crop: int, short_side: tuple[int, int]):
+        self.files = list_images(root)
+        self.crop, self.short_side = crop, short_side
+        self.bad: set[Path] = set()
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def read(self, path: Path) -> Image.Image | None:
+        if path in self.bad:
+            return None
+        try:
+            with Image.open(path) as im:
+                return ImageOps.exif_transpose(im).convert("RGB")
+        except Exception as e:  # any unreadable file is skipped, never fatal
+            self.bad.add(path)
+            log.warning("skipping unreadable image %s (%s)", path, e)
+            return None
+
+    def sample(self, rng: random.Random) -> torch.Tensor:
+        """One random crop (3, crop, crop); retries other files if one is unreadable."""
+        for _ in range(100):
+            im = self.read(self.files[rng.randrange(len(self.files))])
+            if im is None:
+                continue
+            short = rng.randint(*self.short_side)
+            scale = max(short, self.crop) / min(im.size)
+            size = (max(self.crop, round(im.width * scale)), max(self.crop, round(im.height * scale)))
+            im = im.resize(size, Image.BICUBIC, reducing_gap=2.0)
+            x, y = rng.randint(0, size[0] - self.crop), rng.randint(0, size[1] - self.crop)
+            im = im.crop((x, y, x + self.crop, y + self.crop))
+            if rng.random() < 0.5:
+                im = im.transpose(Image.FLIP_LEFT_RIGHT)
+            return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).float() / 255.0
+        raise RuntimeError(f"no readable images among 100 tries in {self.files[0].parent}")
+
+
+class PairBatches:
+    """Deterministic (content, style) batches: batch(step) depends only on (seed, step, rank)."""
+
+    def __init__(self, content: ImageFolder, style: ImageFolder, batch_size: int, seed: int = 0, rank: int = 0):
+        self.content, self.style = content, style
+        self.batch_size, self.seed, self.rank = batch_size, seed, rank
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = random.Random(f"{self.seed}/{self.rank}/{step}")
+        c = torch.stack([self.content.sample(rng) for _ in range(self.batch_size)])
+        s = torch.stack([self.style.sample(rng) for _ in range(self.batch_size)])
+        return c, s
