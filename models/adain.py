@@ -58,7 +58,8 @@ class AdaINModel(nn.Module):
                 for i in range(image.shape[0])]
 
     def mix(self, feats: dict[str, torch.Tensor], codes: Sequence[StyleCode], weights: torch.Tensor,
-            alpha: float = 1.0) -> dict[str, torch.Tensor]:
+            alpha: float = 1.0, content_stats: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
+            ) -> dict[str, torch.Tensor]:
         """AdaIN targets for every tap the decoder reads.
 
         Args:
@@ -66,12 +67,16 @@ class AdaINModel(nn.Module):
             codes: K style codes (shared by the batch).
             weights: (k,) normalised weights or (k, b, 1, h, w) spatial weights (masks).
             alpha: content/style trade-off in [0, 1].
+            content_stats: {tap: (mean, std)} to normalise with instead of the features' own statistics
+                (whole-image statistics for a tile; see inference/tiling.py).
         """
         means, stds = stack_codes(codes)
         out = {}
         for tap in self.mix_taps:
             w = weights if weights.dim() == 1 else Fn.resize_weights(weights, feats[tap].shape[-2:])
-            out[tap] = Fn.mix(feats[tap], means[tap].to(feats[tap].device), stds[tap].to(feats[tap].device), w, alpha)
+            stats = None if content_stats is None else content_stats[tap]
+            out[tap] = Fn.mix(feats[tap], means[tap].to(feats[tap].device), stds[tap].to(feats[tap].device), w, alpha,
+                              stats)
         return out
 
     def decode(self, targets: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -118,3 +118,140 @@ def sequential_decoder_to_state(state: Mapping[str, torch.Tensor], plan: list[tu
     if len(convs) != len(shapes):
         raise ConversionError(f"decoder: expected {len(shapes)} convs, found {len(convs)}")
     return _map_convs(convs, shapes, "convs.", "decoder")
+
+
+def _strip_module(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop a DataParallel 'module.' prefix if every key has it."""
+    keys = list(state)
+    if keys and all(k.startswith("module.") for k in keys):
+        return {k[len("module."):]: v for k, v in state.items()}
+    return dict(state)
+
+
+def _count_layers(state: Mapping[str, torch.Tensor], prefix: str) -> int:
+    found = {int(m.group(1)) for k in state if (m := re.match(re.escape(prefix) + r"(\d+)\.", k))}
+    if found != set(range(len(found))):
+        raise ConversionError(f"transformer: {prefix}N layers are not numbered 0..{len(found) - 1}: {sorted(found)}")
+    return len(found)
+
+
+def stytr2_to_state(vgg: Mapping[str, torch.Tensor], decoder: Mapping[str, torch.Tensor],
+                    transformer: Mapping[str, torch.Tensor], embedding: Mapping[str, torch.Tensor],
+                    heads: int = 8):
+    """StyTr²'s release (vgg_normalised.pth, decoder_iter_N.pth, transformer_iter_N.pth, embedding_iter_N.pth,
+    each a state dict read with `torch.load(weights_only=True)`) -> our layout.
+
+    The release's attention packs q, k, v in one `in_proj_weight` (3d, d); ours keeps three Linear layers,
+    split in that order. Its decoder layers' `self_attn` / `multihead_attn` become `attn1` / `attn2`
+    (both read the style tokens), `new_ps` is the CAPE 1x1 conv, `linear1/2` the MLP's `fc1/fc2`.
+    Widths and depths are read from the shapes; the head count is not stored in the files (published: 8).
+
+    Args:
+        vgg, decoder, transformer, embedding: the four state dicts.
+        heads: attention heads of the transformer.
+
+    Returns:
+        (encoder state for the 'vgg19-adain' loss encoder, model state without `encoder.`, StyTr2Config).
+
+    Raises:
+        ConversionError naming the first missing, unexpected or mis-shaped key.
+    """
+    import copy
+
+    from .decoder import DecoderConfig, decoder_plan
+    from .stytr2 import StyTr2Config
+
+    transformer, embedding = _strip_module(transformer), _strip_module(embedding)
+    if "proj.weight" not in embedding or embedding["proj.weight"].dim() != 4:
+        raise ConversionError("embedding: expected a 'proj.weight' conv of shape (d, 3, p, p)")
+    d, _, p, _ = embedding["proj.weight"].shape
+    out = {"embed.proj.weight": _expect("embedding proj.weight", embedding["proj.weight"], (d, 3, p, p)),
+           "embed.proj.bias": _expect("embedding proj.bias", embedding.get("proj.bias", torch.empty(0)), (d,))}
+    if set(embedding) != {"proj.weight", "proj.bias"}:
+        raise ConversionError(f"embedding: unexpected keys {sorted(set(embedding) - {'proj.weight', 'proj.bias'})}")
+    dec_cfg = DecoderConfig(arch="vgg19", from_tap="relu4_1")
+    plan = decoder_plan(dec_cfg)
+    if plan[0][1] != d:
+        raise ConversionError(f"transformer width {d} does not match the decoder's input {plan[0][1]}")
+    if "encoder_c.layers.0.linear1.weight" not in transformer:
+        raise ConversionError("transformer: 'encoder_c.layers.0.linear1.weight' not found: not a StyTr² transformer")
+    hidden = transformer["encoder_c.layers.0.linear1.weight"].shape[0]
+    depth, dec_depth = _count_layers(transformer, "encoder_c.layers."), _count_layers(transformer, "decoder.layers.")
+    if _count_layers(transformer, "encoder_s.layers.") != depth:
+        raise ConversionError("transformer: encoder_c and encoder_s have different depths")
+    used: set[str] = set()
+
+    def take(key: str, shape: tuple[int, ...]) -> torch.Tensor:
+        if key not in transformer:
+            raise ConversionError(f"transformer: missing key {key}")
+        used.add(key)
+        return _expect(f"transformer {key}", transformer[key], shape)
+
+    def attention(src: str, dst: str) -> None:
+        w = take(f"{src}.in_proj_weight", (3 * d, d)).chunk(3)
+        b = take(f"{src}.in_proj_bias", (3 * d,)).chunk(3)
+        for name, wi, bi in zip("qkv", w, b):
+            out[f"{dst}.{name}.weight"], out[f"{dst}.{name}.bias"] = wi.contiguous(), bi.contiguous()
+        out[f"{dst}.out.weight"] = take(f"{src}.out_proj.weight", (d, d))
+        out[f"{dst}.out.bias"] = take(f"{src}.out_proj.bias", (d,))
+
+    def block(src: str, dst: str, norms: int) -> None:
+        for theirs, ours, (o, i) in (("linear1", "fc1", (hidden, d)), ("linear2", "fc2", (d, hidden))):
+            out[f"{dst}.mlp.{ours}.weight"] = take(f"{src}.{theirs}.weight", (o, i))
+            out[f"{dst}.mlp.{ours}.bias"] = take(f"{src}.{theirs}.bias", (o,))
+        for n in range(1, norms + 1):
+            out[f"{dst}.norm{n}.weight"] = take(f"{src}.norm{n}.weight", (d,))
+            out[f"{dst}.norm{n}.bias"] = take(f"{src}.norm{n}.bias", (d,))
+
+    for theirs, ours in (("encoder_c", "content_encoder"), ("encoder_s", "style_encoder")):
+        for i in range(depth):
+            attention(f"{theirs}.layers.{i}.self_attn", f"{ours}.layers.{i}.attn")
+            block(f"{theirs}.layers.{i}", f"{ours}.layers.{i}", 2)
+    for i in range(dec_depth):
+        attention(f"decoder.layers.{i}.self_attn", f"transformer_decoder.layers.{i}.attn1")
+        attention(f"decoder.layers.{i}.multihead_attn", f"transformer_decoder.layers.{i}.attn2")
+        block(f"decoder.layers.{i}", f"transformer_decoder.layers.{i}", 3)
+    out["transformer_decoder.norm.weight"] = take("decoder.norm.weight", (d,))
+    out["transformer_decoder.norm.bias"] = take("decoder.norm.bias", (d,))
+    out["cape.proj.weight"] = take("new_ps.weight", (d, d, 1, 1))
+    out["cape.proj.bias"] = take("new_ps.bias", (d,))
+    unexpected = sorted(set(transformer) - used)
+    if unexpected:
+        raise ConversionError(f"transformer: unexpected keys {unexpected[:5]}")
+    out.update({f"decoder.{k}": v for k, v in sequential_decoder_to_state(_strip_module(decoder), plan).items()})
+    encoder = adain_vgg_to_state(_strip_module(vgg))
+    if d % heads:
+        raise ConversionError(f"transformer width {d} is not divisible by {heads} heads")
+    if int(d * (hidden / d)) != hidden:
+        raise ConversionError(f"transformer: MLP width {hidden} cannot be written as width {d} x a ratio")
+    config = StyTr2Config(width=d, heads=heads, encoder_depth=depth, decoder_depth=dec_depth, mlp_ratio=hidden / d,
+                          patch=p, decoder=dec_cfg, encoder=copy.deepcopy(ENCODER_PRESETS["vgg19-adain"]))
+    return encoder, out, config
+
+
+def convert_stytr2_files(vgg_pth: str, decoder_pth: str, transformer_pth: str, embedding_pth: str, out_dir,
+                         heads: int = 8):
+    """StyTr²'s four release files (.pth, read with torch.load(weights_only=True)) -> a model dir loadable by
+    `load_model(out_dir)`: config.json + encoder.safetensors (vgg19-adain, for losses only) + decoder.safetensors.
+
+    Returns:
+        The model dir (a Path).
+    """
+    from pathlib import Path
+
+    from .io import check_state
+    from .pretrained import _load_pth, save_model_dir, sha256
+    from .registry import create_model
+
+    files = {"vgg": vgg_pth, "decoder": decoder_pth, "transformer": transformer_pth, "embedding": embedding_pth}
+    encoder, state, config = stytr2_to_state(*(_load_pth(p) for p in files.values()), heads=heads)
+    model = create_model("stytr2", config)
+    encoder = model.encoder.filter_state(encoder)
+    check_state(model.encoder, encoder, str(vgg_pth))
+    full = {**{f"encoder.{k}": v for k, v in encoder.items()}, **state}
+    check_state(model, full, "the StyTr² release")
+    model.load_state_dict(full)
+    meta = {"source": "StyTr² (Deng et al., CVPR 2022) release: vgg_normalised, decoder, transformer, embedding"}
+    for what, p in files.items():
+        meta[f"{what}_file"], meta[f"{what}_sha256"] = Path(p).name, sha256(Path(p))
+    return save_model_dir(model, "stytr2", config, out_dir, encoder="vgg19-adain", metadata=meta, with_encoder=True)

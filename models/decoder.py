@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .vgg import conv_shapes, layer_names, tap_channels
+from .vgg import conv_shapes, layer_names, tap_channels, tap_stride
 
 
 @dataclass
@@ -35,8 +35,8 @@ def decoder_plan(config: DecoderConfig) -> list[tuple[str, int, int]]:
     A skip at relu{b}_1 widens the first conv after the upsample that reaches block b.
     """
     names = layer_names(config.arch)
-    if config.from_tap not in names:
-        raise ValueError(f"unknown tap {config.from_tap!r} for {config.arch}")
+    if config.from_tap not in names or not config.from_tap.startswith("relu"):
+        raise ValueError(f"unknown tap {config.from_tap!r} for {config.arch}; decode from a relu tap like relu4_1")
     convs = {n: (i, o) for n, i, o in conv_shapes(config.arch)}
     scale = lambda c: c if c == 3 else max(8, int(round(c * config.width)))  # noqa: E731
     plan: list[tuple[str, int, int]] = []
@@ -66,11 +66,13 @@ class Decoder(nn.Module):
 
     def __init__(self, config: DecoderConfig):
         super().__init__()
-        unknown = [s for s in config.skips if s not in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")]
-        if unknown or config.from_tap in config.skips:
-            raise ValueError(f"skips must be shallower relu{{b}}_1 taps than {config.from_tap}, got {config.skips}")
         self.config = config
-        self.plan = decoder_plan(config)
+        self.plan = decoder_plan(config)  # checks from_tap
+        # A skip joins after an upsample, so it must be a relu{b}_1 of a block shallower than from_tap's.
+        bad = [s for s in config.skips if s not in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+               or tap_stride(s) >= tap_stride(config.from_tap)]
+        if bad:
+            raise ValueError(f"skips must be relu{{b}}_1 taps of blocks shallower than {config.from_tap}, got {bad}")
         convs = [(i, o) for kind, i, o in self.plan if kind == "conv"]
         self.convs = nn.ModuleList(nn.Conv2d(i, o, 3, padding=1, padding_mode="reflect") for i, o in convs)
         self.skip_order = [s for s in sorted(config.skips, reverse=True)]

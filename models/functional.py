@@ -49,9 +49,75 @@ def adain(content: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, eps: flo
     Returns:
         (b, c, h, w) float32 features whose per-channel mean/std equal the target (for constant targets).
     """
+    c_mean, c_std = mean_std(content, eps)
+    return adain_with_stats(content, c_mean, c_std, mean, std)
+
+
+def adain_with_stats(content: torch.Tensor, c_mean: torch.Tensor, c_std: torch.Tensor, mean: torch.Tensor,
+                     std: torch.Tensor) -> torch.Tensor:
+    """AdaIN with the content statistics given rather than measured on `content`: normalise with
+    (c_mean, c_std), then take (mean, std). Tiled processing passes whole-image statistics here, so
+    every tile is normalised exactly as the untiled image would be.
+
+    Args:
+        content: features (b, c, h, w).
+        c_mean, c_std: content statistics (b, c), e.g. from `mean_std` (std already includes eps).
+        mean, std: target statistics, (b, c) or (b, c, h, w) for spatially varying targets.
+
+    Returns:
+        (b, c, h, w) float32 features.
+    """
     if mean.dim() == 2:
         mean, std = mean[..., None, None], std[..., None, None]
-    return instance_norm(content, eps) * std + mean
+    return (content.float() - c_mean[..., None, None]) / c_std[..., None, None] * std + mean
+
+
+def masked_mean_std(feat: torch.Tensor, masks: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of each of R (soft) regions: `mean_std` restricted to a mask.
+
+    Args:
+        feat: features (b, c, h, w).
+        masks: non-negative region weights (b, r, h, w) (one-hot for hard regions); an empty region gets
+            mean 0 and std sqrt(eps).
+        eps: added to the variance before the square root.
+
+    Returns:
+        (mean, std), each (b, r, c), float32. One all-ones region equals `mean_std`.
+    """
+    if feat.dim() != 4 or masks.dim() != 4 or masks.shape[0] != feat.shape[0] or masks.shape[2:] != feat.shape[2:]:
+        raise ValueError(f"masked_mean_std expects feat (b, c, h, w) and masks (b, r, h, w), got {tuple(feat.shape)} "
+                         f"and {tuple(masks.shape)}")
+    x, m = feat.float(), masks.to(torch.float32)
+    area = m.sum((2, 3)).clamp_min(1e-12)  # (b, r)
+    means, vars_ = [], []
+    for r in range(m.shape[1]):  # two passes per region (stable), one region at a time (memory)
+        w = m[:, r : r + 1]  # (b, 1, h, w)
+        mu = (w * x).sum((2, 3)) / area[:, r : r + 1]  # (b, c)
+        vars_.append((w * (x - mu[..., None, None]).square()).sum((2, 3)) / area[:, r : r + 1])
+        means.append(mu)
+    return torch.stack(means, 1), (torch.stack(vars_, 1) + eps).sqrt()
+
+
+def region_adain(content: torch.Tensor, masks: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
+                 eps: float = EPS) -> torch.Tensor:
+    """AdaIN per region: each region is normalised by its own statistics and given its own target.
+
+    Args:
+        content: features (b, c, h, w).
+        masks: (b, r, h, w) region weights summing to 1 over r (one-hot labels for hard regions).
+        mean, std: target statistics per region, (r, c) or (b, r, c).
+        eps: added to the variance of each content region.
+
+    Returns:
+        (b, c, h, w) float32; each hard region's channel mean/std equal its target. One all-ones region
+        equals `adain`.
+    """
+    if mean.dim() == 2:
+        mean, std = mean.expand(content.shape[0], -1, -1), std.expand(content.shape[0], -1, -1)
+    m = masks.to(torch.float32)
+    c_mean, c_std = masked_mean_std(content, m, eps)  # (b, r, c)
+    to_map = lambda s: torch.einsum("brhw,brc->bchw", m, s.to(m))  # noqa: E731  per-pixel statistic
+    return (content.float() - to_map(c_mean)) / to_map(c_std) * to_map(std) + to_map(mean)
 
 
 def validate_weights(weights: Sequence[float] | torch.Tensor | None, k: int) -> torch.Tensor:
@@ -115,6 +181,7 @@ def mix(
     stds: torch.Tensor,
     weights: torch.Tensor,
     alpha: float = 1.0,
+    content_stats: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """The mixing layer: AdaIN of `content` towards the weighted blend of K styles, then alpha.
 
@@ -123,6 +190,8 @@ def mix(
         means, stds: (k, c) or (k, b, c) style statistics.
         weights: (k,) normalised weights or (k, b, 1, h, w) spatial weights (see blend_stats).
         alpha: 0 returns the content features, 1 the fully stylised ones.
+        content_stats: (mean, std), each (b, c), to normalise with instead of content's own statistics
+            (whole-image statistics when `content` is one tile of a larger image).
 
     Returns:
         (b, c, h, w) float32 target features.
@@ -132,7 +201,7 @@ def mix(
     mean, std = blend_stats(means, stds, weights)
     if mean.dim() == 1:
         mean, std = mean.expand(content.shape[0], -1), std.expand(content.shape[0], -1)
-    target = adain(content, mean, std)
+    target = adain(content, mean, std) if content_stats is None else adain_with_stats(content, *content_stats, mean, std)
     return target if alpha == 1.0 else alpha * target + (1.0 - alpha) * content.float()
 
 

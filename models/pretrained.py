@@ -20,8 +20,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .convert import ENCODER_PRESETS, hed_h5_to_state
-from .io import WeightsError, from_dict, load_into, load_json, save_json, save_tensors, to_dict
+from .convert import (ENCODER_PRESETS, ConversionError, adain_vgg_to_state, hed_h5_to_state,
+                      sequential_decoder_to_state, torchvision_vgg_to_state)
+from .io import WeightsError, check_state, from_dict, load_into, load_json, save_json, save_tensors, to_dict
 from .registry import create_model, model_config_cls
 from .vgg import EncoderConfig
 
@@ -96,6 +97,75 @@ def fetch_hed_encoder(log=print) -> Path:
             shutil.rmtree(staging, ignore_errors=True)
     log(f"stylemix: encoder ready at {out}")
     return out
+
+
+def _load_pth(path: str | Path) -> dict[str, torch.Tensor]:
+    """A legacy .pth state dict, read with torch.load(weights_only=True) so no pickled code can run."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such checkpoint file: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch.load raises many kinds: bad zip, unpickling, unsafe globals, EOF
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise ConversionError(f"{path} is not a loadable PyTorch state dict ({type(e).__name__}: {first})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ConversionError(f"{path} does not hold a state dict of tensors")
+    if all(k.startswith("module.") for k in state):  # saved from DataParallel
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def convert_torchvision(pth_path: str | Path, arch: str, out_dir: str | Path | None = None) -> Path:
+    """torchvision's ImageNet VGG .pth -> an encoder dir (encoder.safetensors + config.json) for the
+    '{arch}-imagenet' preset. The classifier is dropped.
+
+    Args:
+        pth_path: e.g. vgg16-397923af.pth.
+        arch: 'vgg16' or 'vgg19'.
+        out_dir: destination; default the cache dir where `resolve_encoder('{arch}-imagenet')` looks.
+
+    Returns:
+        The encoder dir.
+    """
+    if arch not in ("vgg16", "vgg19"):
+        raise ValueError(f"unknown torchvision architecture {arch!r}; choose vgg16 or vgg19")
+    name = f"{arch}-imagenet"
+    out = Path(out_dir) if out_dir is not None else encoder_dir(name)
+    state = torchvision_vgg_to_state(_load_pth(pth_path), arch)
+    meta = {"source": f"torchvision {arch} ImageNet weights", "file": Path(pth_path).name,
+            "sha256": sha256(Path(pth_path))}
+    save_tensors(out / "encoder.safetensors", state, meta)
+    save_json(out / "config.json", {"kind": "encoder", "encoder": to_dict(ENCODER_PRESETS[name]), **meta})
+    return out
+
+
+def convert_adain(vgg_pth: str | Path, decoder_pth: str | Path, out_dir: str | Path) -> Path:
+    """The original AdaIN release (vgg_normalised.pth + decoder.pth) -> a model dir loadable by
+    `load_model(out_dir)`: config.json + encoder.safetensors (up to relu4_1) + decoder.safetensors.
+
+    Returns:
+        The model dir.
+    """
+    import copy
+
+    from .adain import AdaINConfig
+    from .decoder import DecoderConfig
+
+    config = AdaINConfig(encoder=copy.deepcopy(ENCODER_PRESETS["vgg19-adain"]), decoder=DecoderConfig(arch="vgg19"))
+    model = create_model("adain", config)
+    enc_state = model.encoder.filter_state(adain_vgg_to_state(_load_pth(vgg_pth)))
+    check_state(model.encoder, enc_state, str(vgg_pth))
+    model.encoder.load_state_dict(enc_state)
+    dec_state = sequential_decoder_to_state(_load_pth(decoder_pth), model.decoder.plan)
+    check_state(model.decoder, dec_state, str(decoder_pth))
+    model.decoder.load_state_dict(dec_state)
+    meta = {"source": "AdaIN (Huang & Belongie, 2017) vgg_normalised.pth + decoder.pth",
+            "vgg_file": Path(vgg_pth).name, "vgg_sha256": sha256(Path(vgg_pth)),
+            "decoder_file": Path(decoder_pth).name, "decoder_sha256": sha256(Path(decoder_pth))}
+    return save_model_dir(model, "adain", config, out_dir, encoder="vgg19-adain", metadata=meta, with_encoder=True)
 
 
 def resolve_encoder(name_or_path: str, log=print) -> Path:

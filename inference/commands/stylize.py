@@ -1,0 +1,234 @@
+"""`stylemix stylize CONTENT... --style A.jpg:0.6 --style B.jpg:0.4 -o OUT`: the CLI over Stylizer.stylize.
+
+Every input is checked (style specs, files, output paths) before the model loads, so a typo fails in
+a second, not after a minute of work; nothing is written over an input.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+from inference.cli import UsageError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("stylize", help="stylise images with a weighted blend of styles",
+                       description="Stylise CONTENT (files or folders) with one or more weighted styles.")
+    p.add_argument("content", nargs="+", metavar="CONTENT", help="content image(s) or folder(s) of images")
+    p.add_argument("-s", "--style", action="append", required=True, metavar="PATH_OR_NAME[:WEIGHT]",
+                   help="a style image, saved style code (.safetensors) or built-in style name, with an optional "
+                        "weight (e.g. a.jpg:0.6, 1/3 allowed); repeat to blend. Weights default to 1 and are normalised")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="output image (one content) or folder (several contents or a folder)")
+    p.add_argument("--alpha", type=float, default=1.0, help="stylisation strength in [0, 1] (default: 1.0)")
+    p.add_argument("--max-size", type=int, default=1024, help="long side of the content in pixels (default: 1024)")
+    p.add_argument("--style-size", type=int, default=512, help="long side of style images in pixels (default: 512)")
+    p.add_argument("--model", default=None, metavar="DIR_OR_NAME",
+                   help="weights dir or name under weights/ (default: adain-vgg16)")
+    p.add_argument("--encoder", default=None, help="encoder preset or dir overriding the model's (default: the model's)")
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="compute precision (default: fp32)")
+    p.add_argument("--preserve-color", choices=("luminance", "match"), default=None,
+                   help="keep the content's colours: 'luminance' (transfer luminance only) or 'match' "
+                        "(match the content's colour statistics) (default: off)")
+    p.add_argument("--modes", type=int, default=1, metavar="K",
+                   help="split each style into K modes and give each content region the mode that fits it "
+                        "(multi-modal transfer; needs style images and PyMaxflow) (default: 1, plain AdaIN)")
+    p.add_argument("--smoothness", type=float, default=0.3, metavar="L",
+                   help="with --modes: how strongly neighbouring pixels keep the same mode, 0 = none (default: 0.3)")
+    p.add_argument("--save-labels", default=None, metavar="PNG",
+                   help="with --modes: save the content's mode labels as an image, a colour per mode (one content)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per output on stdout")
+    p.set_defaults(func=run)
+
+
+def parse_style_spec(spec: str) -> tuple[str, float | None]:
+    """'PATH_OR_NAME[:WEIGHT]' -> (source, weight or None).
+
+    The weight is what follows the LAST colon, taken only if it reads as a number (0.6, 1e-1, 1/3), so
+    Windows paths (C:\\art\\a.jpg) and names containing colons still work.
+
+    Raises:
+        UsageError for a weight that is negative, not finite, or not a number after an existing source.
+    """
+    if not spec.strip():
+        raise UsageError("empty --style; give PATH_OR_NAME[:WEIGHT]")
+    head, sep, tail = spec.rpartition(":")
+    if not sep or not head:
+        return spec, None
+    weight = _number(tail)
+    if weight is None:
+        if not os.path.exists(spec) and (os.path.isfile(head) or _is_builtin(head)):
+            raise UsageError(f"bad weight {tail!r} in --style {spec!r}: weights are non-negative numbers like 0.6 or 1/3")
+        return spec, None
+    if not math.isfinite(weight) or weight < 0:
+        raise UsageError(f"bad weight {tail!r} in --style {spec!r}: weights must be finite and non-negative")
+    return head, weight
+
+
+def _number(text: str) -> float | None:
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return float(Fraction(text)) if "/" in text else None
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def _is_builtin(name: str) -> bool:
+    try:
+        from inference.styles import list_styles
+    except ImportError:
+        return False
+    return name in list_styles()
+
+
+def content_files(inputs: list[str]) -> tuple[list[Path], bool]:
+    """Expand folders into their images (sorted). Returns (files, many) where many means -o is a folder."""
+    from inference.images import IMAGE_EXTENSIONS  # imported here: `stylemix --help` stays free of torch
+
+    files: list[Path] = []
+    many = len(inputs) > 1
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise UsageError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder {path}")
+            files += found
+            many = True
+        elif not path.exists():
+            raise FileNotFoundError(f"no such content image: {path}")
+        else:
+            files.append(path)
+    return files, many
+
+
+def output_paths(files: list[Path], output: str, many: bool) -> list[Path]:
+    """Where each content's result goes: OUT itself, or OUT/<stem>.png for folders and several inputs."""
+    from inference.images import IMAGE_EXTENSIONS, image_format
+
+    out = Path(output)
+    if many or out.is_dir() or output.endswith(("/", os.sep)):
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"-o {out} must be a folder when stylising several images")
+        if not out.is_dir() and out.suffix.lower() in IMAGE_EXTENSIONS:
+            raise UsageError(f"-o {out} looks like an image file but there are {len(files)} inputs; give a folder")
+        paths = [out / f"{f.stem}.png" for f in files]
+        seen: dict[Path, Path] = {}
+        for f, p in zip(files, paths):
+            if p in seen:
+                raise UsageError(f"{f} and {seen[p]} would both be written to {p}; rename one")
+            seen[p] = f
+        return paths
+    image_format(out)  # unknown extension -> clear error now
+    return [out]
+
+
+def check_writable(paths: list[Path], inputs: list[Path]) -> None:
+    """Refuse outputs that are inputs, and outputs whose folder cannot be created or written."""
+    resolved = {p.resolve() for p in inputs if p.exists()}
+    for p in paths:
+        if p.resolve() in resolved or any(_same(p, q) for q in inputs):
+            raise UsageError(f"output {p} is one of the inputs; refusing to overwrite it")
+        parent = p.parent
+        while not parent.exists():
+            parent = parent.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise UsageError(f"cannot write {p}: {parent} is not a writable folder")
+
+
+def check_modes(args, sources: list[str], many: bool) -> list[Path]:
+    """Check --modes/--smoothness/--save-labels before the model loads. Returns the label map path (or [])."""
+    from models.multimodal import MultimodalConfig, require_maxflow
+
+    try:
+        MultimodalConfig(modes=args.modes, smoothness=args.smoothness)
+    except ValueError as e:
+        raise UsageError(str(e).replace("modes must", "--modes must").replace("smoothness must", "--smoothness must"))
+    if args.modes == 1:
+        if args.save_labels:
+            raise UsageError("--save-labels needs --modes 2 or more")
+        return []
+    try:
+        require_maxflow()
+    except ImportError as e:
+        raise UsageError(str(e)) from None
+    for s in sources:
+        if Path(s).suffix.lower() == ".safetensors" or not Path(s).is_file():
+            raise UsageError(f"--modes splits style images into modes; {s!r} is not a style image file "
+                             f"(saved and built-in styles hold statistics only)")
+    if not args.save_labels:
+        return []
+    if many:
+        raise UsageError("--save-labels takes one content image")
+    image_format(args.save_labels)  # unknown extension -> clear error now
+    return [Path(args.save_labels)]
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    from inference.api import Stylizer
+    from inference.images import save_image
+
+    specs = [parse_style_spec(s) for s in args.style]
+    sources = [s for s, _ in specs]
+    weights = [1.0 if w is None else w for _, w in specs]
+    if sum(weights) <= 0:
+        raise UsageError("all --style weights are zero; at least one must be positive")
+    if not 0.0 <= args.alpha <= 1.0:
+        raise UsageError(f"--alpha must be in [0, 1], got {args.alpha}")
+    if args.max_size < 16 or args.style_size < 16:
+        raise UsageError("--max-size and --style-size must be at least 16 pixels")
+    files, many = content_files(args.content)
+    outputs = output_paths(files, args.output, many)
+    style_files = [Path(s) for s in sources if Path(s).exists()]
+    labels = check_modes(args, sources, many)
+    check_writable(outputs + labels, files + style_files)
+
+    stylizer = Stylizer.from_pretrained(args.model, device=args.device, encoder=args.encoder, dtype=args.dtype)
+    codes = stylizer.style_codes(sources, args.style_size) if args.modes == 1 else sources
+    total = sum(weights)
+    norm = [w / total for w in weights]
+    failed = []
+    bar = tqdm(list(zip(files, outputs)), disable=len(files) < 2, unit="img", file=sys.stderr)
+    for src, dst in bar:
+        start = time.perf_counter()
+        try:
+            img = stylizer.stylize(src, codes, weights, alpha=args.alpha, max_size=args.max_size,
+                                   preserve_color=args.preserve_color, style_size=args.style_size, modes=args.modes,
+                                   smoothness=args.smoothness, label_map_path=args.save_labels)
+            save_image(img, dst)
+        except (ValueError, FileNotFoundError) as e:
+            if len(files) == 1:
+                raise
+            failed.append(src)
+            tqdm.write(f"stylemix stylize: skipped {src}: {e}", file=sys.stderr)
+            continue
+        seconds = time.perf_counter() - start
+        if args.json:
+            print(json.dumps({"path": str(dst), "content": str(src), "size": list(img.size), "seconds": round(seconds, 4),
+                              "styles": sources, "weights": norm}), flush=True)
+        elif len(files) == 1:
+            print(f"wrote {dst} ({img.size[0]}x{img.size[1]}, {seconds:.2f} s)")
+    if failed:
+        raise UsageError(f"{len(failed)} of {len(files)} images could not be stylised (see above)")
+    if len(files) > 1 and not args.json:
+        print(f"wrote {len(files)} images to {args.output}")
+    return 0

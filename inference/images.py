@@ -1,0 +1,245 @@
+"""Image I/O: load anything image-like as a (1, 3, h, w) float tensor in [0, 1], pad/crop to a model's
+stride, and save atomically.
+
+Loading decodes the whole file (so truncated files fail here, not halfway through a run), applies the
+EXIF orientation, composites transparency on white, scales 16-bit images correctly and refuses
+decompression bombs. Every error names the file and says what would be accepted.
+
+Letters: b - batch, c - channels, h/w - height/width.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from models.io import atomic_write
+
+MIN_SIDE = 16  # smallest image side the encoders accept (relu4_1 needs a few pixels after 3 pools)
+MAX_PIXELS = 8192 * 8192  # decompression-bomb guard (64 MP); pass max_pixels=... to change it
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
+
+
+def load_image(src: ImageLike, max_size: int | None = None, *, max_pixels: int | None = MAX_PIXELS,
+               min_side: int = MIN_SIDE) -> torch.Tensor:
+    """Load an image as RGB float32 in [0, 1].
+
+    Args:
+        src: a path, a PIL image, a numpy array (h, w) / (h, w, 3) / (h, w, 4) of uint8, uint16, bool or
+            floats in [0, 1], or a tensor (3, h, w) / (1, 3, h, w) / (h, w, 3) (uint8, or floats in [0, 1]).
+        max_size: if given, downscale (antialiased) so the long side is at most this.
+        max_pixels: refuse files with more pixels than this (None: only PIL's own hard limit).
+        min_side: refuse images whose short side is below this.
+
+    Returns:
+        (1, 3, h, w) float32 CPU tensor.
+    """
+    name = str(src) if isinstance(src, (str, os.PathLike)) else f"<{type(src).__name__}>"
+    if isinstance(src, (str, os.PathLike)):
+        img = _open(Path(src), max_pixels)
+        x = _pil_to_tensor(img, name)
+    elif isinstance(src, Image.Image):
+        x = _pil_to_tensor(src, name)
+    elif isinstance(src, np.ndarray):
+        x = _array_to_tensor(src, name)
+    elif isinstance(src, torch.Tensor):
+        x = _tensor_to_tensor(src, name)
+    else:
+        raise ValueError(f"cannot read an image from a {type(src).__name__}; pass a path, PIL image, array or tensor")
+    if max_size is not None:
+        x = downscale(x, max_size)
+    h, w = x.shape[-2:]
+    if min(h, w) < min_side:
+        raise ValueError(f"{name} is {w}x{h} px; images need a short side of at least {min_side} px")
+    return x
+
+
+def load_mask(src: ImageLike) -> torch.Tensor:
+    """Load a (soft) mask as (1, 1, h, w) float32 in [0, 1]: a grey image or file, or an array/tensor
+    (h, w) (leading singleton dims allowed); colour images are averaged over channels."""
+    if isinstance(src, (np.ndarray, torch.Tensor)):
+        arr = src.detach().cpu().float().numpy() if isinstance(src, torch.Tensor) and src.is_floating_point() \
+            else np.asarray(src.detach().cpu() if isinstance(src, torch.Tensor) else src)
+        while arr.ndim > 2 and arr.shape[0] == 1:
+            arr = arr[0]
+        if arr.ndim == 2:
+            return torch.from_numpy(_scale(arr, f"<mask {type(src).__name__}>"))[None, None].contiguous()
+    return load_image(src, min_side=1).mean(1, keepdim=True)
+
+
+def downscale(x: torch.Tensor, max_size: int) -> torch.Tensor:
+    """Antialiased downscale of (b, c, h, w) so the long side is <= max_size (never upscales)."""
+    if max_size < 1:
+        raise ValueError(f"max_size must be a positive number of pixels, got {max_size}")
+    h, w = x.shape[-2:]
+    if max(h, w) <= max_size:
+        return x
+    s = max_size / max(h, w)
+    size = (max(1, round(h * s)), max(1, round(w * s)))
+    return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+
+
+def pad_to_multiple(x: torch.Tensor, m: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad (b, c, h, w) at the bottom/right to multiples of m (reflection; replication when the image is
+    too small to reflect). Returns (padded, (h, w)) so `crop_to` can undo it."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % m, (-w) % m
+    if ph == 0 and pw == 0:
+        return x, (h, w)
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
+
+
+def crop_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Undo `pad_to_multiple`: keep the top-left (h, w) of (b, c, H, W)."""
+    return x[..., : size[0], : size[1]]
+
+
+def to_pil(t: torch.Tensor) -> Image.Image:
+    """(3, h, w) or (1, 3, h, w) RGB in [0, 1] -> 8-bit PIL image (rounded, clamped)."""
+    if t.dim() == 4:
+        if t.shape[0] != 1:
+            raise ValueError(f"to_pil converts one image; got a batch of {t.shape[0]}")
+        t = t[0]
+    if t.dim() != 3 or t.shape[0] != 3:
+        raise ValueError(f"to_pil expects (3, h, w) or (1, 3, h, w), got {tuple(t.shape)}")
+    arr = (t.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+    return Image.fromarray(rearrange(arr, "c h w -> h w c").numpy(), "RGB")
+
+
+def image_format(path: str | Path) -> str:
+    """PIL format name for a path's extension, e.g. 'PNG' for out.png; ValueError if unknown."""
+    ext = Path(path).suffix.lower()
+    fmt = Image.registered_extensions().get(ext)
+    if not ext or fmt is None or fmt not in Image.SAVE:
+        raise ValueError(f"cannot tell the image format of {path}: use an extension like {', '.join(IMAGE_EXTENSIONS[:4])}")
+    return fmt
+
+
+def save_image(img: Image.Image | torch.Tensor, path: str | Path) -> Path:
+    """Write an image atomically (temp file + rename); the format comes from the extension.
+
+    Args:
+        img: PIL image or (1, 3, h, w) / (3, h, w) tensor in [0, 1].
+        path: destination; missing parent folders are created.
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    fmt = image_format(path)
+    if isinstance(img, torch.Tensor):
+        img = to_pil(img)
+    if fmt == "JPEG" and img.mode not in ("RGB", "L", "CMYK"):
+        img = img.convert("RGB")
+    opts = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    try:
+        atomic_write(path, lambda tmp: img.save(tmp, format=fmt, **opts))
+    except (PermissionError, NotADirectoryError, FileExistsError) as e:
+        raise ValueError(f"cannot write {path}: folder {path.parent} is not writable ({e.strerror or e})") from None
+    return path
+
+
+# --- decoding ---------------------------------------------------------------------------------------
+
+def _open(path: Path, max_pixels: int | None) -> Image.Image:
+    """Open and fully decode a file, with EXIF orientation applied."""
+    if not path.exists():
+        raise FileNotFoundError(f"no such image file: {path}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not an image file")
+    too_large = (f"{path} is too large to load safely (decompression-bomb guard, limit {max_pixels or 'PIL default'} "
+                 f"pixels); resize it first or use --max-size with a smaller image")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(path)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ValueError(too_large) from None
+        except UnidentifiedImageError:
+            raise ValueError(f"{path} is not an image file (or not a format Pillow can read)") from None
+        except OSError as e:
+            raise ValueError(f"cannot read {path}: {e}") from None
+        w, h = img.size
+        if max_pixels is not None and w * h > max_pixels:
+            raise ValueError(f"{path} is {w}x{h} px, too large to load safely (limit {max_pixels} pixels); "
+                             f"resize it first")
+        try:
+            img.load()  # full decode: truncated or corrupt data fails here
+            return ImageOps.exif_transpose(img)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ValueError(too_large) from None
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as e:
+            raise ValueError(f"{path} is corrupt or truncated ({e})") from None
+
+
+def _pil_to_tensor(img: Image.Image, name: str) -> torch.Tensor:
+    mode = img.mode
+    if mode.startswith("I;16"):
+        arr = np.asarray(img).astype(np.float32) / 65535.0
+    elif mode == "I":  # 32-bit integer mode: Pillow's mode for 16-bit data from some decoders
+        arr = np.clip(np.asarray(img).astype(np.float32) / 65535.0, 0, 1)
+    elif mode == "F":
+        arr = np.asarray(img)
+    elif mode in ("1", "L"):
+        arr = np.asarray(img.convert("L"))
+    elif mode in ("RGBA", "LA", "La", "RGBa", "PA") or (mode == "P" and "transparency" in img.info):
+        arr = np.asarray(img.convert("RGBA"))
+    else:  # RGB, P, CMYK, YCbCr, LAB, HSV, ...
+        arr = np.asarray(img.convert("RGB"))
+    return _array_to_tensor(arr, name)
+
+
+def _array_to_tensor(arr: np.ndarray, name: str) -> torch.Tensor:
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"{name}: expected an array (h, w), (h, w, 3) or (h, w, 4), got shape {arr.shape}")
+    x = torch.from_numpy(_scale(arr, name))  # (h, w, c) in [0, 1]
+    if x.shape[-1] == 1:
+        x = x.expand(-1, -1, 3)
+    elif x.shape[-1] == 4:  # composite on white
+        rgb, a = x[..., :3], x[..., 3:]
+        x = rgb * a + (1.0 - a)
+    return rearrange(x, "h w c -> 1 c h w").contiguous()
+
+
+def _tensor_to_tensor(t: torch.Tensor, name: str) -> torch.Tensor:
+    t = t.detach().cpu()
+    t = t.float() if t.is_floating_point() else t
+    if t.dim() == 4 and t.shape[0] == 1:
+        t = t[0]
+    if t.dim() == 3 and t.shape[0] in (1, 3, 4):
+        t = rearrange(t, "c h w -> h w c")
+    elif not (t.dim() == 2 or (t.dim() == 3 and t.shape[-1] in (1, 3, 4))):
+        raise ValueError(f"{name}: expected a tensor (3, h, w), (1, 3, h, w) or (h, w, 3), got shape {tuple(t.shape)}")
+    return _array_to_tensor(t.numpy(), name)
+
+
+def _scale(arr: np.ndarray, name: str) -> np.ndarray:
+    """uint8 / uint16 / bool / float-in-[0, 1] pixels -> float32 in [0, 1]."""
+    if arr.dtype.kind == "b":
+        return arr.astype(np.float32)
+    if arr.dtype.kind == "u" and arr.dtype.itemsize in (1, 2):  # uint8 / uint16 (any byte order)
+        return arr.astype(np.float32) / (255.0 if arr.dtype.itemsize == 1 else 65535.0)
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(f"{name}: integer pixels must be uint8 or uint16, got {arr.dtype}")
+    x = arr.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name}: pixel values must be finite (found NaN or inf)")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < -1e-3 or hi > 1 + 1e-3:
+        raise ValueError(f"{name}: float pixels must be in [0, 1], got range [{lo:.3g}, {hi:.3g}] "
+                         f"(divide 8-bit values by 255)")
+    return np.clip(x, 0, 1)

@@ -1,0 +1,85 @@
+"""Shared pytest fixtures. Tests never need ~/.cache, ../shared or the network.
+
+Every test runs with STYLEMIX_CACHE pointing at an empty temporary folder and STYLEMIX_OFFLINE=1
+(autouse `_isolated_cache`), so a test that silently depends on the developer's weight cache or on
+PyPI fails here exactly as it would on a clean CI machine. Add new fixtures below; keep them cheap.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # running from a clean clone without `pip install -e .`
+    sys.path.insert(0, str(ROOT))
+
+from models.adain import AdaINConfig, AdaINModel  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty weights cache, offline: no test reads ~/.cache/stylemix or downloads anything."""
+    cache = tmp_path_factory.mktemp("stylemix-cache")
+    monkeypatch.setenv("STYLEMIX_CACHE", str(cache))
+    monkeypatch.setenv("STYLEMIX_OFFLINE", "1")
+    return cache
+
+
+@pytest.fixture
+def stylemix_cache(_isolated_cache: Path) -> Path:
+    """The (empty) folder STYLEMIX_CACHE points at for this test; write encoder dirs under encoders/<name>."""
+    return _isolated_cache
+
+
+@pytest.fixture
+def tiny_model() -> AdaINModel:
+    """A randomly initialised AdaINModel with the default architecture (VGG16 to relu4_1 + mirror
+    decoder), seeded with torch.manual_seed(0), in eval mode. Use images <= 64 px (multiples of 8)."""
+    torch.manual_seed(0)
+    return AdaINModel(AdaINConfig()).eval()
+
+
+def _calibrated_adain(seed: int = 0, config: AdaINConfig | None = None) -> tuple[AdaINModel, AdaINConfig]:
+    """A random AdaINModel whose outputs are informative: He-initialised convs keep activation scale
+    through the encoder (so different styles give different statistics), and the decoder's last conv is
+    rescaled so a reconstruction lands around 0.5 +- 0.2 instead of being clamped to 0 or 1."""
+    from torch import nn
+
+    from models.decoder import DecoderConfig
+
+    torch.manual_seed(seed)
+    config = config or AdaINConfig(decoder=DecoderConfig(width=0.25))
+    model = AdaINModel(config).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+        raw = model.decode(model.encode(torch.rand(1, 3, 32, 32)))
+        last, k = model.decoder.convs[-1], 0.2 / raw.std()
+        last.weight.mul_(k)
+        last.bias.copy_(0.5 - raw.mean((0, 2, 3)) * k)
+    return model, config
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model dir (config.json + encoder.safetensors + decoder.safetensors) of a small random AdaIN model
+    (VGG16 encoder to relu4_1, decoder width 0.25) that `Stylizer.from_pretrained(dir)` loads offline.
+    Read-only: copy it before changing anything."""
+    from models.pretrained import save_model_dir
+
+    model, config = _calibrated_adain()
+    out = tmp_path_factory.mktemp("tiny-adain")
+    return save_model_dir(model, "adain", config, out, encoder="vgg16-hed", with_encoder=True)
+
+
+@pytest.fixture
+def make_calibrated_model():
+    """Factory: make_calibrated_model(config=None, seed=0) -> a random AdaINModel with informative outputs
+    (see `_calibrated_adain`; default config: VGG16 to relu4_1, decoder width 0.25). Use it instead of
+    `tiny_model` when a test compares output images: tiny_model's outputs are nearly constant."""
+    return lambda config=None, seed=0: _calibrated_adain(seed, config)[0]

@@ -1,0 +1,349 @@
+"""CLI behaviour: `stylemix stylize` and `stylemix weights`. Every bad input exits 2 with one line and no
+traceback; nothing is overwritten; converters reproduce the source networks."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from inference.cli import UsageError, main
+from inference.commands.stylize import parse_style_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def assert_one_line_error(rc: int, err: str, *needles: str) -> None:
+    assert rc == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("stylemix "), err
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+def _png(path: Path, seed: int, h: int = 40, w: int = 48) -> Path:
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture
+def files(tmp_path) -> dict[str, Path]:
+    (tmp_path / "in").mkdir()
+    return {"content": _png(tmp_path / "in" / "c.png", 0), "a": _png(tmp_path / "a.png", 1, 32, 32),
+            "b": _png(tmp_path / "b.png", 2, 24, 40), "dir": tmp_path}
+
+
+# --- style specs ---------------------------------------------------------------------------------------
+
+def test_parse_style_spec(tmp_path):
+    assert parse_style_spec("a.jpg:0.6") == ("a.jpg", 0.6)
+    assert parse_style_spec("a.jpg") == ("a.jpg", None)
+    assert parse_style_spec("a.jpg:1/3") == ("a.jpg", pytest.approx(1 / 3))
+    assert parse_style_spec("a.jpg:2e-1") == ("a.jpg", 0.2)
+    assert parse_style_spec(r"C:\art\a.jpg") == (r"C:\art\a.jpg", None)  # Windows drive: no weight
+    assert parse_style_spec(r"C:\art\a.jpg:0.5") == (r"C:\art\a.jpg", 0.5)
+    assert parse_style_spec("name:with:colons") == ("name:with:colons", None)
+    real = tmp_path / "s.png"
+    real.write_bytes(b"")
+    with pytest.raises(UsageError, match=r"bad weight 'abc' in --style '.*s\.png:abc'"):
+        parse_style_spec(f"{real}:abc")
+    for bad in ("-0.5", "nan", "inf", "-inf"):
+        with pytest.raises(UsageError, match=f"'a.jpg:{bad}'"):
+            parse_style_spec(f"a.jpg:{bad}")
+
+
+# --- stylize -------------------------------------------------------------------------------------------
+
+def test_stylize_json_and_atomic_output(tiny_model_dir, files, capsys):
+    out = files["dir"] / "out" / "r.png"
+    rc, stdout, err = run(["stylize", files["content"], "--style", f"{files['a']}:3", "--style", files["b"],
+                           "--model", tiny_model_dir, "-o", out, "--json"], capsys)
+    assert rc == 0, err
+    rec = json.loads(stdout.strip())
+    assert rec["path"] == str(out) and rec["size"] == [48, 40] and rec["seconds"] > 0
+    assert rec["weights"] == [0.75, 0.25] and rec["styles"] == [str(files["a"]), str(files["b"])]
+    assert Image.open(out).size == (48, 40)
+    assert [p.name for p in out.parent.iterdir()] == ["r.png"]  # no temp files left behind
+
+
+def test_stylize_matches_api(tiny_model_dir, files, capsys):
+    from inference import Stylizer
+
+    out = files["dir"] / "r.png"
+    rc, _, err = run(["stylize", files["content"], "-s", f"{files['a']}:0.25", "-s", f"{files['b']}:0.75",
+                      "--alpha", "0.8", "--preserve-color", "luminance", "--model", tiny_model_dir, "-o", out], capsys)
+    assert rc == 0, err
+    ref = Stylizer.from_pretrained(tiny_model_dir).stylize(files["content"], [files["a"], files["b"]], [1, 3], alpha=0.8,
+                                                           preserve_color="luminance")
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(ref))
+
+
+def test_stylize_folder(tiny_model_dir, files, capsys):
+    _png(files["dir"] / "in" / "d.jpg", 3, 33, 45)
+    out = files["dir"] / "outdir"
+    rc, stdout, err = run(["stylize", files["dir"] / "in", "-s", files["a"], "--model", tiny_model_dir,
+                           "-o", out, "--json"], capsys)
+    assert rc == 0, err
+    recs = [json.loads(line) for line in stdout.strip().splitlines()]
+    assert [Path(r["path"]).name for r in recs] == ["c.png", "d.png"]
+    assert Image.open(out / "d.png").size == (45, 33)
+
+
+def test_stylize_folder_skips_bad_files_and_fails(tiny_model_dir, files, capsys):
+    (files["dir"] / "in" / "broken.png").write_bytes(b"not a png")
+    rc, _, err = run(["stylize", files["dir"] / "in", "-s", files["a"], "--model", tiny_model_dir,
+                      "-o", files["dir"] / "o"], capsys)
+    assert rc == 2 and "Traceback" not in err
+    assert "skipped" in err and "broken.png" in err and "1 of 2 images" in err
+    assert (files["dir"] / "o" / "c.png").is_file()
+
+
+def test_output_equal_to_input_is_refused(tiny_model_dir, files, capsys):
+    before = files["content"].read_bytes()
+    rc, _, err = run(["stylize", files["content"], "-s", files["a"], "--model", tiny_model_dir,
+                      "-o", files["content"]], capsys)
+    assert_one_line_error(rc, err, "is one of the inputs")
+    assert files["content"].read_bytes() == before
+    rc, _, err = run(["stylize", files["dir"] / "in", "-s", files["a"], "--model", tiny_model_dir,
+                      "-o", files["dir"] / "in"], capsys)  # folder -> same folder: c.png would overwrite c.png
+    assert_one_line_error(rc, err, "is one of the inputs")
+    assert files["content"].read_bytes() == before
+    a_before = files["a"].read_bytes()
+    rc, _, err = run(["stylize", files["content"], "-s", files["a"], "--model", tiny_model_dir, "-o", files["a"]], capsys)
+    assert_one_line_error(rc, err, "is one of the inputs")
+    assert files["a"].read_bytes() == a_before
+
+
+def test_bad_inputs_exit_2_with_one_line(tiny_model_dir, files, capsys, tmp_path):
+    c, a, m = files["content"], files["a"], tiny_model_dir
+    (tmp_path / "text.png").write_text("hello")
+    data = c.read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    (tmp_path / "afile").write_text("x")
+    Image.fromarray(np.zeros((8, 40, 3), np.uint8)).save(tmp_path / "thin.png")
+    cases = [
+        (["stylize", tmp_path / "missing.png", "-s", a, "-o", tmp_path / "o.png"], "no such content image"),
+        (["stylize", tmp_path / "text.png", "-s", a, "-o", tmp_path / "o.png"], "is not an image"),
+        (["stylize", tmp_path / "cut.png", "-s", a, "-o", tmp_path / "o.png"], "corrupt or truncated"),
+        (["stylize", tmp_path / "thin.png", "-s", a, "-o", tmp_path / "o.png"], "at least 16 px"),
+        (["stylize", c, "-s", tmp_path / "nope.jpg", "-o", tmp_path / "o.png"], "style image not found"),
+        (["stylize", c, "-s", f"{a}:abc", "-o", tmp_path / "o.png"], "bad weight 'abc'"),
+        (["stylize", c, "-s", f"{a}:-1", "-o", tmp_path / "o.png"], "non-negative"),
+        (["stylize", c, "-s", f"{a}:nan", "-o", tmp_path / "o.png"], "finite"),
+        (["stylize", c, "-s", f"{a}:0", "-o", tmp_path / "o.png"], "all --style weights are zero"),
+        (["stylize", c, "-s", a, "--alpha=1.5", "-o", tmp_path / "o.png"], "--alpha must be in [0, 1]"),
+        (["stylize", c, "-s", a, "-o", tmp_path / "o.xyz"], "cannot tell the image format"),
+        (["stylize", c, "-s", a, "-o", tmp_path / "afile" / "o.png"], "not a writable folder"),
+        (["stylize", c, c, "-s", a, "-o", tmp_path / "o.png"], "give a folder"),
+        (["stylize", c, "-s", a, "-o", tmp_path / "o.png", "--model", tmp_path / "nomodel"], "no weights directory"),
+    ]
+    for argv, needle in cases:
+        if "--model" not in argv:
+            argv = argv + ["--model", m]
+        rc, _, err = run(argv, capsys)
+        assert_one_line_error(rc, err, needle)
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_no_decoder_installed(monkeypatch, files, capsys, tmp_path):
+    from models import pretrained
+
+    monkeypatch.setattr(pretrained, "REPO_WEIGHTS", tmp_path / "weights")
+    rc, _, err = run(["stylize", files["content"], "-s", files["a"], "-o", tmp_path / "o.png"], capsys)
+    assert_one_line_error(rc, err, "no trained decoder is installed", "stylemix weights convert adain")
+
+
+def test_offline_without_cached_encoder_names_the_fetch_command(files, capsys, tmp_path):
+    from conftest import _calibrated_adain
+    from models.pretrained import save_model_dir
+
+    model, config = _calibrated_adain()
+    save_model_dir(model, "adain", config, tmp_path / "m", encoder="vgg16-hed")  # no encoder in the dir
+    assert os.environ["STYLEMIX_OFFLINE"] == "1"
+    rc, _, err = run(["stylize", files["content"], "-s", files["a"], "--model", tmp_path / "m",
+                      "-o", tmp_path / "o.png"], capsys)
+    assert_one_line_error(rc, err, "STYLEMIX_OFFLINE", "stylemix weights fetch")
+
+
+def test_subprocess_error_has_no_traceback(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "inference.cli", "stylize", str(tmp_path / "missing.png"),
+                           "-s", "x.png", "-o", str(tmp_path / "o.png")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == f"stylemix stylize: error: no such content image: {tmp_path / 'missing.png'}"
+
+
+# --- weights -------------------------------------------------------------------------------------------
+
+TV_CFG = {"vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]}
+
+
+def _torchvision_features(cfg: list) -> nn.Sequential:
+    """torchvision's VGG `features` layout written with plain layers (conv, ReLU, ..., MaxPool)."""
+    layers, c = [], 3
+    for v in cfg:
+        if v == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            layers += [nn.Conv2d(c, v, 3, padding=1), nn.ReLU(inplace=True)]
+            c = v
+    return nn.Sequential(*layers)
+
+
+def _adain_vgg() -> nn.Sequential:
+    """AdaIN's vgg_normalised: 1x1 input conv, then reflection-padded VGG19 with ceil-mode pools."""
+    cfg = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512]
+    layers, c = [nn.Conv2d(3, 3, 1)], 3
+    for v in cfg:
+        if v == "M":
+            layers.append(nn.MaxPool2d(2, 2, ceil_mode=True))
+        else:
+            layers += [nn.ReflectionPad2d(1), nn.Conv2d(c, v, 3), nn.ReLU()]
+            c = v
+    return nn.Sequential(*layers)
+
+
+def _adain_decoder() -> nn.Sequential:
+    """AdaIN's decoder: relu4_1 (512) -> RGB, reflection pads, nearest upsampling."""
+    spec = [(512, 256), "U", (256, 256), (256, 256), (256, 256), (256, 128), "U", (128, 128), (128, 64), "U",
+            (64, 64), (64, 3)]
+    layers = []
+    for s in spec:
+        if s == "U":
+            layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+        else:
+            layers += [nn.ReflectionPad2d(1), nn.Conv2d(*s, 3), nn.ReLU()]
+    return nn.Sequential(*layers[:-1])  # no ReLU after the last conv
+
+
+def test_adain_layouts_match_the_original_indices():
+    vgg, dec = _adain_vgg(), _adain_decoder()
+    assert [i for i, m in enumerate(vgg) if isinstance(m, nn.Conv2d)][:4] == [0, 2, 5, 9]
+    assert [i for i, m in enumerate(dec) if isinstance(m, nn.Conv2d)][:3] == [1, 5, 8]
+    assert len(vgg) == 53 and len(dec) == 29
+
+
+def test_convert_torchvision_round_trip(tmp_path, capsys, stylemix_cache):
+    from models.convert import ENCODER_PRESETS
+    from models.io import load_into
+    from models.pretrained import resolve_encoder
+    from models.vgg import VGGEncoder
+
+    torch.manual_seed(0)
+    features = _torchvision_features(TV_CFG["vgg16"]).eval()
+    state = {f"features.{k}": v for k, v in features.state_dict().items()}
+    state.update({"classifier.0.weight": torch.randn(8, 16), "classifier.0.bias": torch.randn(8)})
+    torch.save(state, tmp_path / "vgg16.pth")
+    rc, out, err = run(["weights", "convert", "torchvision", "--arch", "vgg16", tmp_path / "vgg16.pth",
+                        "-o", tmp_path / "enc"], capsys)
+    assert rc == 0, err
+    enc = VGGEncoder(ENCODER_PRESETS["vgg16-imagenet"], ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_3"))
+    load_into(enc, tmp_path / "enc" / "encoder.safetensors")
+    x = torch.rand(1, 3, 40, 48)
+    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        ours = enc(x)
+        for tap, idx in {"relu1_1": 1, "relu2_1": 6, "relu3_1": 11, "relu4_1": 18, "relu5_3": 29}.items():
+            ref = features[: idx + 1]((x - mean) / std)
+            assert torch.allclose(ours[tap], ref, rtol=1e-4, atol=1e-5 * float(ref.abs().max())), tap
+    # default -o: the cache, where the preset name resolves
+    rc, _, err = run(["weights", "convert", "torchvision", "--arch", "vgg16", tmp_path / "vgg16.pth"], capsys)
+    assert rc == 0, err
+    assert resolve_encoder("vgg16-imagenet") == stylemix_cache / "encoders" / "vgg16-imagenet"
+    # the wrong architecture fails with a clear message
+    rc, _, err = run(["weights", "convert", "torchvision", "--arch", "vgg19", tmp_path / "vgg16.pth",
+                      "-o", tmp_path / "enc19"], capsys)
+    assert_one_line_error(rc, err, "expected 16 convs, found 13")
+
+
+def test_convert_adain_round_trip(tmp_path, capsys):
+    from inference import Stylizer
+    from models import functional as Fn
+
+    torch.manual_seed(0)
+    vgg, dec = _adain_vgg().eval(), _adain_decoder().eval()
+    torch.save(vgg.state_dict(), tmp_path / "vgg_normalised.pth")
+    torch.save(dec.state_dict(), tmp_path / "decoder.pth")
+    out = tmp_path / "adain-original"
+    rc, stdout, err = run(["weights", "convert", "adain", "--vgg", tmp_path / "vgg_normalised.pth",
+                           "--decoder", tmp_path / "decoder.pth", "-o", out], capsys)
+    assert rc == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "decoder.safetensors", "encoder.safetensors"]
+    s = Stylizer.from_pretrained(out)
+    m = s.model
+    x, st = torch.rand(1, 3, 32, 40), torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        ours = m.encode(x)
+        for tap, idx in {"relu1_1": 3, "relu2_1": 10, "relu3_1": 17, "relu4_1": 30}.items():
+            ref = vgg[: idx + 1](x)
+            assert torch.allclose(ours[tap], ref, rtol=1e-4, atol=1e-5 * float(ref.abs().max())), tap
+        f = vgg[:31](x)
+        ref_img = dec(f)
+        assert torch.allclose(m.decode({"relu4_1": f}), ref_img, rtol=1e-4, atol=1e-5 * float(ref_img.abs().max()))
+        # the whole pipeline: the original AdaIN recipe written by hand
+        target = Fn.adain(f, *Fn.mean_std(vgg[:31](st)))
+        expected = dec(target).clamp(0, 1)
+    got = s.stylize(x, st, return_tensor=True, max_size=None, style_size=None)
+    assert torch.allclose(got, expected, atol=1e-4)
+
+    rc, stdout, _ = run(["weights", "info", out, "--json"], capsys)
+    assert rc == 0
+    info = json.loads(stdout)
+    assert info["config"]["encoder"] == "vgg19-adain" and info["config"]["model"] == "adain"
+    dec_info = info["files"]["decoder.safetensors"]
+    assert dec_info["sha256"] == hashlib.sha256((out / "decoder.safetensors").read_bytes()).hexdigest()
+    assert dec_info["tensors"]["decoder.convs.0.weight"] == ["F32", [256, 512, 3, 3]]
+    assert info["config"]["vgg_sha256"] == hashlib.sha256((tmp_path / "vgg_normalised.pth").read_bytes()).hexdigest()
+    rc, stdout, _ = run(["weights", "info", out], capsys)
+    assert rc == 0 and "sha256" in stdout and "encoder.safetensors" in stdout and "input_conv.weight" in stdout
+
+
+class _Evil:
+    """An arbitrary pickled object: torch.load(weights_only=True) must refuse to build it."""
+
+
+def test_convert_bad_files(tmp_path, capsys):
+    (tmp_path / "junk.pth").write_text("not a checkpoint")
+    torch.save({"0.weight": torch.zeros(3, 3, 1, 1), "0.bias": torch.zeros(3)}, tmp_path / "short.pth")
+    torch.save({"x": _Evil()}, tmp_path / "evil.pth")
+    cases = [
+        (["weights", "convert", "adain", "--vgg", tmp_path / "nope.pth", "--decoder", tmp_path / "nope.pth",
+          "-o", tmp_path / "o"], "no such checkpoint file"),
+        (["weights", "convert", "adain", "--vgg", tmp_path / "junk.pth", "--decoder", tmp_path / "junk.pth",
+          "-o", tmp_path / "o"], "not a loadable PyTorch state dict"),
+        (["weights", "convert", "adain", "--vgg", tmp_path / "evil.pth", "--decoder", tmp_path / "evil.pth",
+          "-o", tmp_path / "o"], "not a loadable PyTorch state dict"),
+        (["weights", "convert", "adain", "--vgg", tmp_path / "short.pth", "--decoder", tmp_path / "short.pth",
+          "-o", tmp_path / "o"], "expected 16 convs"),
+        (["weights", "info", tmp_path / "nodir"], "no such weights dir"),
+    ]
+    for argv, needle in cases:
+        rc, _, err = run(argv, capsys)
+        assert_one_line_error(rc, err, needle)
+    assert not (tmp_path / "o").exists()
+
+
+def test_fetch_uses_the_cache(stylemix_cache, capsys):
+    enc = stylemix_cache / "encoders" / "vgg16-hed"
+    enc.mkdir(parents=True)
+    (enc / "encoder.safetensors").write_bytes(b"")  # cached: no download is attempted
+    rc, out, _ = run(["weights", "fetch"], capsys)
+    assert rc == 0 and str(enc) in out

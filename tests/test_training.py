@@ -1,0 +1,354 @@
+"""Training pipeline on tiny synthetic images: data, loop, checkpoints, resume, signals, style cache.
+
+Every run uses a randomly initialised VGG16 encoder cut at relu2_1 (saved into tmp as an ordinary
+encoder dir, so nothing is special-cased), a half-width decoder, 32 px crops and batches of 2.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from models import functional as Fn
+from models.io import load_tensors, save_json, save_tensors, to_dict
+from models.vgg import EncoderConfig, VGGEncoder
+from training import cli
+from training.adain_task import AdaINTask, StyleStatsCache
+from training.checkpoint import checkpoint_config, read_metadata
+from training.data import ImageFolder, PairBatches, list_images
+from training.trainer import LoopConfig, Trainer, diff_configs, fill_defaults
+
+
+# -- fixtures ---------------------------------------------------------------------------------------
+def write_image(path: Path, h: int, w: int, seed: int) -> Path:
+    """A smooth random colour image (blurred noise, so JPEG/WebP keep it recognisable)."""
+    rng = np.random.default_rng(seed)
+    small = rng.random((h // 8 + 1, w // 8 + 1, 3))
+    img = Image.fromarray((small * 255).astype(np.uint8)).resize((w, h), Image.BICUBIC)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+    return path
+
+
+def encoder_dir(root: Path) -> Path:
+    """A random-weights VGG16 encoder (layers up to relu2_1) saved like a real encoder dir."""
+    torch.manual_seed(123)
+    cfg = EncoderConfig(arch="vgg16", name="tiny-random")
+    enc = VGGEncoder(cfg, ("relu2_1",))
+    out = root / "encoder"
+    save_tensors(out / "encoder.safetensors", enc.state_dict())
+    save_json(out / "config.json", {"kind": "encoder", "encoder": to_dict(cfg)})
+    return out
+
+
+@pytest.fixture
+def run_setup(tmp_path: Path):
+    """(config file, root): nested content/style folders with PNG, JPEG and WebP images."""
+    exts = ["png", "jpg", "webp"]
+    for i in range(4):
+        write_image(tmp_path / "content" / f"sub{i % 2}" / f"c{i}.{exts[i % 3]}", 40 + 8 * i, 48, i)
+    for i in range(3):
+        write_image(tmp_path / "style" / ("deep/er" if i else "") / f"s{i}.{exts[(i + 1) % 3]}", 48, 36 + 8 * i, 10 + i)
+    cfg = {
+        "encoder": str(encoder_dir(tmp_path)),
+        "model": {"style_taps": ["relu1_1", "relu2_1"], "decoder": {"from_tap": "relu2_1", "width": 0.5}},
+        "data": {"content_dir": str(tmp_path / "content"), "style_dir": str(tmp_path / "style"), "crop": 32,
+                 "content_short_side": [32, 48], "style_short_side": [32, 48], "batch_size": 2},
+        "loop": {"steps": 6, "lr": 1e-3, "checkpoint_every": 3, "sample_every": 0, "log_every": 1,
+                 "tensorboard": False},
+    }
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(cfg))
+    return path, tmp_path
+
+
+def train(config: Path, out: Path, *sets: str, extra: tuple[str, ...] = ()) -> int:
+    return cli.main(["--config", str(config), "--out", str(out), *extra, *(a for s in sets for a in ("--set", s))])
+
+
+def model_tensors(run: Path) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in load_tensors(run / "checkpoint.safetensors").items() if not k.startswith("rng.")}
+
+
+def log_records(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+# -- data -------------------------------------------------------------------------------------------
+def test_data_finds_images_recursively_and_crops(run_setup):
+    _, root = run_setup
+    files = list_images(root / "style")
+    assert sorted(p.suffix for p in files) == [".jpg", ".png", ".webp"]
+    folder = ImageFolder(root / "content", 32, (32, 48))
+    batches = PairBatches(folder, ImageFolder(root / "style", 32, (32, 48)), 3, seed=0, rank=0)
+    c, s = batches.batch(5)
+    assert c.shape == s.shape == (3, 3, 32, 32) and c.dtype == torch.float32
+    assert 0 <= c.min() and c.max() <= 1 and c.std() > 0.05
+    assert torch.equal(batches.batch(5)[0], c)  # a pure function of the step
+    assert not torch.equal(batches.batch(6)[0], c)
+    other_rank = PairBatches(batches.content, batches.style, 3, seed=0, rank=1)
+    assert not torch.equal(other_rank.batch(5)[0], c)  # each DDP rank draws its own stream
+    c2, ids = batches.content_and_style_ids(5)
+    assert torch.equal(c2, c) and len(ids) == 3
+
+
+def test_data_flips_and_resizes(tmp_path):
+    # A left-dark/right-bright image: a flipped crop is bright on the left.
+    img = np.zeros((64, 96, 3), np.uint8)
+    img[:, 48:] = 255
+    Image.fromarray(img).save(tmp_path / "a.png")
+    folder = ImageFolder(tmp_path, 32, (32, 32))  # short side 64 -> 32: the whole height, half the width
+    import random
+    crops = [folder.sample(random.Random(i)) for i in range(40)]
+    left_bright = [bool(c[:, :, :4].mean() > c[:, :, -4:].mean()) for c in crops if c[:, :, :4].mean() != c[:, :, -4:].mean()]
+    assert any(left_bright) and not all(left_bright)
+    full = folder.full(0, 16)
+    assert full.shape == (3, 16, 24)
+
+
+def test_corrupt_images_are_logged_and_skipped(run_setup, caplog):
+    config, root = run_setup
+    (root / "content" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    good = write_image(root / "content" / "truncated.png", 48, 48, 99)
+    good.write_bytes(good.read_bytes()[:200])
+    folder = ImageFolder(root / "content", 32, (32, 48))
+    import random
+    rng = random.Random(0)
+    with caplog.at_level(logging.WARNING, logger="stylemix.data"):
+        crops = [folder.sample(rng) for _ in range(30)]
+    assert all(c.shape == (3, 32, 32) for c in crops)
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "broken.jpg" in logged and "truncated.png" in logged
+    assert sum("broken.jpg" in r.getMessage() for r in caplog.records) == 1  # logged once, then skipped
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="stylemix.data"):
+        assert train(config, root / "run", "loop.steps=4") == 0  # a full run survives them too
+    assert read_metadata(root / "run" / "checkpoint.safetensors")["step"] == "4"
+
+
+def test_all_unreadable_is_a_clear_error(tmp_path):
+    (tmp_path / "x.png").write_bytes(b"nope")
+    with pytest.raises(ValueError, match="no readable image"):
+        ImageFolder(tmp_path, 32, (32, 48)).sample(__import__("random").Random(0))
+
+
+# -- loop -------------------------------------------------------------------------------------------
+def test_a_few_steps_reduce_the_loss(run_setup, tmp_path):
+    config, root = run_setup
+    one = tmp_path / "one"  # overfit a single pair: crop = the whole image, only the flip varies
+    write_image(one / "c" / "c.png", 32, 32, 1)
+    write_image(one / "s" / "s.png", 32, 32, 2)
+    rc = train(config, tmp_path / "fit", "loop.steps=30", "loop.lr=3e-3", "loop.checkpoint_every=100",
+               f"data.content_dir={one / 'c'}", f"data.style_dir={one / 's'}",
+               "data.content_short_side=[32,32]", "data.style_short_side=[32,32]")
+    assert rc == 0
+    losses = [r["loss"] for r in log_records(tmp_path / "fit")]
+    assert len(losses) == 30 and all(np.isfinite(losses))
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5]), losses
+    rec = log_records(tmp_path / "fit")[-1]
+    assert {"step", "loss", "lr", "img_per_s", "content", "style"} <= set(rec) and rec["img_per_s"] > 0
+
+
+def test_learning_rate_inverse_decay_and_warmup():
+    model = torch.nn.Linear(2, 2)
+    task = types.SimpleNamespace(model=model)
+    t = Trainer(task, LoopConfig(lr=1e-3, lr_decay=0.5, warmup=0, channels_last=False), "/nonexistent", {})
+    assert isinstance(t.optimizer, torch.optim.Adam)
+    assert [t.lr_at(s) for s in (0, 2, 6)] == pytest.approx([1e-3, 5e-4, 2.5e-4])
+    t.loop.warmup = 4
+    assert t.lr_at(0) == pytest.approx(1e-3 * 0.25 / 1.0)
+    with pytest.raises(ValueError, match="precision"):
+        Trainer(task, LoopConfig(precision="fp8"), "/nonexistent", {})
+    with pytest.raises(ValueError, match="CUDA"):
+        Trainer(task, LoopConfig(precision="fp16"), "/nonexistent", {})
+
+
+def test_cpu_runs_bf16_autocast_and_channels_last(run_setup):
+    config, root = run_setup
+    seen = {}
+    orig = AdaINTask.loss
+
+    def spy(self, step):
+        loss, logs = orig(self, step)
+        seen["autocast"] = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        seen["cl"] = self.model.decoder.convs[0].weight.is_contiguous(memory_format=torch.channels_last)
+        return loss, logs
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(AdaINTask, "loss", spy)
+        assert train(config, root / "run", "loop.steps=1") == 0
+    assert seen == {"autocast": True, "cl": True}
+
+
+def test_sample_grid_every_n_steps(run_setup):
+    config, root = run_setup
+    assert train(config, root / "run", "loop.steps=4", "loop.sample_every=2") == 0
+    grids = sorted(p.name for p in (root / "run" / "samples").iterdir())
+    assert grids == ["step0000002.png", "step0000004.png"]
+    w, h = Image.open(root / "run" / "samples" / grids[0]).size
+    assert (w, h) == (2 + 2 * 34, 2 + 3 * 34)  # rows content/style/output, a column per pair of the batch
+
+
+def test_tensorboard_only_when_installed(run_setup, monkeypatch):
+    config, root = run_setup
+    calls = []
+
+    class FakeWriter:
+        def __init__(self, log_dir, purge_step=None):
+            calls.append(("open", Path(log_dir).name, purge_step))
+
+        def add_scalar(self, tag, value, step):
+            calls.append((tag, step))
+
+        def add_images(self, tag, images, step):
+            calls.append((tag, step))
+
+        def close(self):
+            calls.append("close")
+
+    fake = types.ModuleType("torch.utils.tensorboard")
+    fake.SummaryWriter = FakeWriter
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
+    assert train(config, root / "off", "loop.steps=2") == 0  # the test config sets loop.tensorboard=false
+    assert calls == []
+    assert train(config, root / "on", "loop.steps=2", "loop.tensorboard=true", "loop.sample_every=2") == 0
+    assert calls[0] == ("open", "tensorboard", 0) and calls[-1] == "close"
+    assert ("train/loss", 2) in calls and ("samples", 2) in calls
+
+
+# -- checkpoints & resume ----------------------------------------------------------------------------
+def test_checkpoint_holds_model_optimizer_rng_step_and_config(run_setup):
+    config, root = run_setup
+    assert train(config, root / "run", "loop.steps=3") == 0
+    tensors = load_tensors(root / "run" / "checkpoint.safetensors")
+    meta = read_metadata(root / "run" / "checkpoint.safetensors")
+    assert any(k.startswith("model.decoder.") for k in tensors) and "rng.torch" in tensors
+    assert {k.split(".", 2)[2] for k in tensors if k.startswith("optim.")} == {"step", "exp_avg", "exp_avg_sq"}
+    assert meta["step"] == "3" and "rng.python" in meta and json.loads(meta["param_groups"])[0]["lr"] > 0
+    cfg = checkpoint_config(root / "run" / "checkpoint.safetensors")
+    assert cfg["data"]["crop"] == 32 and cfg["model"]["encoder"]["name"] == "tiny-random"
+    assert not [p for p in (root / "run").iterdir() if p.name.endswith(".tmp")]  # atomic: no leftovers
+
+
+def test_resume_is_bit_exact(run_setup):
+    config, root = run_setup
+    assert train(config, root / "straight") == 0  # 6 steps
+    assert train(config, root / "split", "loop.steps=3") == 0
+    assert train(config, root / "split") == 0  # resumes at 3 (loop.steps may change), runs to 6
+    a, b = model_tensors(root / "straight"), model_tensors(root / "split")
+    assert a.keys() == b.keys() and any(k.startswith("optim.") for k in a)
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
+    assert [r["loss"] for r in log_records(root / "straight")] == [r["loss"] for r in log_records(root / "split")]
+    assert [r["step"] for r in log_records(root / "split")] == [1, 2, 3, 4, 5, 6]
+    # --no-resume starts over: same trajectory as the first run, from step 0
+    assert train(config, root / "split", extra=("--no-resume",)) == 0
+    assert all(torch.equal(a[k], v) for k, v in model_tensors(root / "split").items())
+
+
+def test_changed_config_refuses_to_resume_naming_the_field(run_setup, capsys):
+    config, root = run_setup
+    assert train(config, root / "run", "loop.steps=3") == 0
+    capsys.readouterr()
+    assert train(config, root / "run", "data.crop=40", "loss.style_weight=7") == 2
+    err = capsys.readouterr().err
+    assert "data.crop: checkpoint 32, now 40" in err and "loss.style_weight" in err and "Traceback" not in err
+    assert read_metadata(root / "run" / "checkpoint.safetensors")["step"] == "3"  # untouched
+    # fields that cannot change the trajectory are free; others only with --allow-change
+    assert train(config, root / "run", "loop.steps=4", "loop.log_every=2", "loop.checkpoint_every=1") == 0
+    assert train(config, root / "run", "loop.steps=5", "data.crop=40", extra=("--allow-change", "data.crop")) == 0
+    assert read_metadata(root / "run" / "checkpoint.safetensors")["step"] == "5"
+
+
+def test_checkpoint_from_before_a_new_config_field_still_resumes(run_setup):
+    # The run in progress saved configs without data.style_cache / loop.tensorboard: defaults fill them.
+    config, root = run_setup
+    assert train(config, root / "run", "loop.steps=2") == 0
+    path = root / "run" / "checkpoint.safetensors"
+    meta, tensors = read_metadata(path), load_tensors(path)
+    cfg = json.loads(meta["config"])
+    del cfg["data"]["style_cache"], cfg["loop"]["tensorboard"]
+    save_tensors(path, tensors, {**meta, "config": json.dumps(cfg)})
+    assert train(config, root / "run", "loop.steps=3", "loop.tensorboard=true") == 0  # tensorboard is free
+    assert read_metadata(path)["step"] == "3"
+    assert fill_defaults({"a": {"b": 1}}, {"a": {"b": 2, "c": 3}, "d": 4}) == {"a": {"b": 1, "c": 3}, "d": 4}
+    assert diff_configs({"a": {"b": 1}}, {"a": {"b": 2}}) == ["a.b: checkpoint 1, now 2"]
+
+
+def test_sigterm_writes_a_checkpoint_and_stops(run_setup):
+    config, root = run_setup
+    orig, before = AdaINTask.loss, signal.getsignal(signal.SIGTERM)
+
+    def kill_at_step_4(self, step):
+        if step == 4:  # a real SIGTERM, delivered to this process mid-step
+            os.kill(os.getpid(), signal.SIGTERM)
+        return orig(self, step)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(AdaINTask, "loss", kill_at_step_4)
+        assert train(config, root / "run", "loop.steps=10", "loop.checkpoint_every=100") == 0
+    assert signal.getsignal(signal.SIGTERM) is before  # handlers restored
+    assert read_metadata(root / "run" / "checkpoint.safetensors")["step"] == "4"  # steps 1-4 done, 5 abandoned
+    assert [r["step"] for r in log_records(root / "run")] == [1, 2, 3, 4]
+    assert train(config, root / "run", "loop.steps=6") == 0  # and it resumes from there
+    assert train(config, root / "straight", "loop.steps=6") == 0
+    a, b = model_tensors(root / "straight"), model_tensors(root / "run")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_killed_run_loses_at_most_checkpoint_every_steps(run_setup):
+    config, root = run_setup
+    orig = AdaINTask.loss
+
+    def crash(self, step):
+        if step == 5:
+            raise MemoryError("simulated kill")
+        return orig(self, step)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(AdaINTask, "loss", crash)
+        with pytest.raises(MemoryError):
+            train(config, root / "run", "loop.steps=10", "loop.checkpoint_every=2")
+    assert read_metadata(root / "run" / "checkpoint.safetensors")["step"] == "4"
+
+
+# -- style statistics cache -------------------------------------------------------------------------
+def test_style_cache_uses_full_image_statistics_and_persists(run_setup, monkeypatch):
+    config, root = run_setup
+    assert train(config, root / "run", "loop.steps=3", "data.style_cache=true") == 0
+    cache_file = root / "run" / "style_cache.safetensors"
+    cached = load_tensors(cache_file)
+    assert cached and all(k.split("|")[1] in ("relu1_1", "relu2_1") for k in cached)
+    # the cached numbers are the encoder's statistics of the whole image at the middle short side (40 px)
+    cfg = cli.build_config(str(config), ["data.style_cache=true"])
+    model = cli.build_model(cfg, log=lambda *_: None)
+    folder = ImageFolder(cfg.data.style_dir, 32, (32, 48))
+    key = next(iter(cached)).split("|")[0]
+    index = [f.relative_to(folder.root).as_posix() for f in folder.files].index(key)
+    image = folder.full(index, 40)
+    assert min(image.shape[-2:]) == 40
+    with torch.no_grad():
+        mean, std = (v[0] for v in Fn.mean_std(model.encode(image[None])["relu2_1"]))
+    torch.testing.assert_close(cached[f"{key}|relu2_1|mean"], mean)
+    torch.testing.assert_close(cached[f"{key}|relu2_1|std"], std)
+    # a resumed run reads the file instead of encoding the styles again
+    calls, compute = [], StyleStatsCache._compute
+    monkeypatch.setattr(StyleStatsCache, "_compute", lambda self, img: calls.append(1) or compute(self, img))
+    assert train(config, root / "run", "loop.steps=6", "data.style_cache=true") == 0
+    n_before, n_after = len(cached) // 4, len(load_tensors(cache_file)) // 4  # 2 taps x (mean, std) per file
+    assert len(calls) == n_after - n_before  # only files the first run never drew are encoded
+    # style_cache is part of the trajectory: a run without it refuses to resume this one
+    assert train(config, root / "run", "loop.steps=5") == 2
+
+
+def test_style_cache_needs_mean_std_loss(run_setup):
+    config, root = run_setup
+    assert train(config, root / "run", "data.style_cache=true", "loss.style_kind=gram") == 2

@@ -1,0 +1,201 @@
+"""Training task for StyTr² (models/stytr2.py), run by the shared loop (training/trainer.py).
+
+Loss (the published recipe; the VGG encoder only scores, it is never in the forward pass):
+  content   sum over relu4_1, relu5_1 of the MSE of mean-variance-normalised features (output vs content)
+  style     mean/std loss at relu1_1..relu5_1 (output vs style)
+  identity  the content stylised with itself must give the content back, the style with itself the
+            style: pixel MSE (lambda1) and feature MSE at relu1_1..relu5_1 (lambda2)
+Published weights: 7, 10, 70, 1 (with raw feature MSEs on a Caffe-scale VGG, as our default VGG16 is).
+
+    python -m training --model stytr2 --out runs/stytr2 --set model.width=256 --set loop.steps=2000
+    python -m training --model stytr2 --out runs/stytr2 --export weights/stytr2-mine
+    python -m training.stytr2_task ...   # the same, without --model
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from models import functional as Fn
+from models import pretrained
+from models.io import WeightsError, from_dict, load_into, load_json, to_dict
+from models.registry import create_model
+from models.stytr2 import StyTr2Config, StyTr2Model
+
+from . import losses
+from .adain_task import DataConfig
+from .checkpoint import checkpoint_config, load_tensors, read_metadata
+from .cli import _merge, apply_override
+from .data import ImageFolder, PairBatches
+from .trainer import RESUME_FREE, LoopConfig, ResumeMismatch, Trainer, resolve_device
+
+
+@dataclass
+class StyTr2LossConfig:
+    content_weight: float = 7.0
+    content_taps: tuple[str, ...] = ("relu4_1", "relu5_1")  # compared after instance normalisation
+    style_weight: float = 10.0  # mean/std loss at the model's loss_taps
+    identity_pixel_weight: float = 70.0  # lambda1: pixel MSE of both self-reconstructions
+    identity_feature_weight: float = 1.0  # lambda2: feature MSE of both self-reconstructions
+    relative: bool = False  # divide style / identity feature errors by the target's spread (scale-free)
+
+
+@dataclass
+class StyTr2TrainConfig:
+    """Everything a StyTr² run needs; saved in every checkpoint so resumes can be checked."""
+
+    model: StyTr2Config = field(default_factory=StyTr2Config)
+    encoder: str = "vgg16-hed"  # loss encoder: preset name or directory
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: StyTr2LossConfig = field(default_factory=StyTr2LossConfig)
+    loop: LoopConfig = field(default_factory=lambda: LoopConfig(lr=5e-4, lr_decay=1e-4, warmup=500))
+
+
+class StyTr2Task:
+    """Owns the model, its data and its loss. `loss(step)` reads the step's deterministic batch.
+
+    Args:
+        model: a StyTr2Model (its VGG encoder frozen, the rest trainable).
+        data, loss: data and loss configs.
+        rank: DDP rank (each rank draws its own batches).
+        device: where the batches go.
+        channels_last: feed channels_last inputs.
+        batches: a source of (content, style) batches with `.batch(step)`; None reads `data`'s folders.
+    """
+
+    def __init__(self, model: StyTr2Model, data: DataConfig, loss: StyTr2LossConfig, rank: int = 0,
+                 device: str | torch.device = "cpu", channels_last: bool = True, batches=None):
+        if data.style_cache:
+            raise ValueError("data.style_cache is not supported by the StyTr² task (its style encoder needs the pixels)")
+        self.model, self.cfg, self.device, self.cl = model, loss, torch.device(device), channels_last
+        self.batches = batches or PairBatches(ImageFolder(data.content_dir, data.crop, data.content_short_side),
+                                              ImageFolder(data.style_dir, data.crop, data.style_short_side),
+                                              data.batch_size, data.seed, rank)
+        model.encoder.eval()
+
+    def _inputs(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        c, s = self.batches.batch(step)
+        c, s = c.to(self.device), s.to(self.device)
+        if self.cl:
+            c, s = c.contiguous(memory_format=torch.channels_last), s.contiguous(memory_format=torch.channels_last)
+        return c, s
+
+    def batch_loss(self, content: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """Weighted total and its parts for one batch of (content, style) pairs (b, 3, h, w)."""
+        m, cfg = self.model, self.cfg
+        with torch.no_grad():
+            fc, fs = m.loss_features(content), m.loss_features(style)
+        gc, gs = m.embed_grid(content), m.embed_grid(style)
+        mem_c, mem_s = m.style_memory(gc), m.style_memory(gs)
+        (tok_c, pos_c), (tok_s, pos_s) = m.content_memory(gc), m.content_memory(gs)
+
+        def render(tokens, pos, memory, grid, like):
+            return m.decode(m.transfer(tokens, pos, [memory]), tuple(grid.shape[-2:]))[..., :like.shape[-2], :like.shape[-1]]
+
+        ics = render(tok_c, pos_c, mem_s, gc, content)  # content in the style
+        icc = render(tok_c, pos_c, mem_c, gc, content)  # content in its own style: the content again
+        iss = render(tok_s, pos_s, mem_s, gs, style)  # style in its own style: the style again
+        fo = m.loss_features(ics)
+        l_c = sum(losses.content_loss(fo[t], fc[t], normalised=True) for t in cfg.content_taps)
+        l_s = losses.style_loss(fo, {t: Fn.mean_std(fs[t]) for t in fs}, "mean_std", cfg.relative)
+        pc, fcc = losses.identity_loss(icc, content, m.loss_features(icc), fc, cfg.relative)
+        ps, fss = losses.identity_loss(iss, style, m.loss_features(iss), fs, cfg.relative)
+        l_p, l_f = pc + ps, fcc + fss
+        total = (cfg.content_weight * l_c + cfg.style_weight * l_s + cfg.identity_pixel_weight * l_p
+                 + cfg.identity_feature_weight * l_f)
+        logs = {"content": float(l_c), "style": float(l_s), "identity_pixel": float(l_p),
+                "identity_feature": float(l_f), "batch": content.shape[0]}
+        return total, logs
+
+    def loss(self, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.batch_loss(*self._inputs(step))
+
+    def samples(self, step: int) -> torch.Tensor:
+        """Rows: content, style, output for up to four pairs of this step's batch (eval mode)."""
+        content, style = (x[:4] for x in self._inputs(step))
+        m, was_training = self.model, self.model.training
+        m.eval()
+        try:
+            outs = [m(content[i:i + 1], m.style_code(style[i:i + 1])) for i in range(content.shape[0])]
+        finally:
+            m.train(was_training)
+        return torch.cat([content, style, torch.cat(outs).float()])
+
+
+def build_config(config_file: str | None, overrides: list[str]) -> StyTr2TrainConfig:
+    """Defaults, then a JSON file's fields, then KEY=VALUE overrides."""
+    data = to_dict(StyTr2TrainConfig())
+    if config_file:
+        _merge(data, load_json(config_file))
+    for o in overrides:
+        apply_override(data, o)
+    return from_dict(StyTr2TrainConfig, data)
+
+
+def build_model(cfg: StyTr2TrainConfig, log=print) -> StyTr2Model:
+    """A fresh StyTr2Model with the loss encoder's weights loaded (cfg.model.encoder is set from them)."""
+    enc_dir = pretrained.resolve_encoder(cfg.encoder, log)
+    cfg.model.encoder = pretrained.load_encoder_config(enc_dir)
+    model = create_model("stytr2", cfg.model)
+    load_into(model.encoder, enc_dir / "encoder.safetensors")
+    return model
+
+
+def export(cfg: StyTr2TrainConfig, run_dir: Path, out_dir: Path, dtype: torch.dtype = torch.float16) -> Path:
+    """Checkpoint -> weights dir (config.json + fp16 decoder.safetensors holding every non-encoder tensor)."""
+    ckpt = run_dir / "checkpoint.safetensors"
+    model = build_model(cfg)
+    model.load_state_dict({k[len("model."):]: v for k, v in load_tensors(ckpt).items() if k.startswith("model.")})
+    meta = {"steps": read_metadata(ckpt)["step"], "encoder_id": cfg.encoder, "trained_with": json.dumps(to_dict(cfg))}
+    return pretrained.save_model_dir(model, "stytr2", cfg.model, out_dir, cfg.encoder, meta, dtype=dtype)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m training.stytr2_task ARGS` == `python -m training --model stytr2 ARGS` (same flags)."""
+    from .cli import main as cli_main
+
+    return cli_main(["--model", "stytr2", *(sys.argv[1:] if argv is None else argv)])
+
+
+def run(args: argparse.Namespace) -> int:
+    """The training CLI's flags (training/cli.py) applied to a StyTr² run. Returns the exit code."""
+    try:
+        cfg = build_config(args.config, args.set)
+        if args.print_config:
+            print(json.dumps(to_dict(cfg), indent=2))
+            return 0
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        run_dir = Path(args.out)
+        if args.export:
+            if (run_dir / "checkpoint.safetensors").is_file():
+                cfg = from_dict(StyTr2TrainConfig, checkpoint_config(run_dir / "checkpoint.safetensors"))
+            print(f"wrote {export(cfg, run_dir, Path(args.export))}")
+            return 0
+        torch.manual_seed(cfg.data.seed)
+        device = resolve_device(args.device)
+        task = StyTr2Task(build_model(cfg), cfg.data, cfg.loss, rank=int(os.environ.get("RANK", 0)), device=device,
+                          channels_last=cfg.loop.channels_last)
+        trainer = Trainer(task, cfg.loop, run_dir, to_dict(cfg), device=device,
+                          resume_ignore=(*RESUME_FREE, *args.allow_change), config_defaults=to_dict(StyTr2TrainConfig()))
+        step = trainer.fit(resume=not args.no_resume)
+        if trainer.rank == 0:
+            print(f"stopped at step {step}; checkpoint {trainer.ckpt_path}")
+        return 0
+    except ResumeMismatch as e:
+        print(f"stylemix train --model stytr2: error: {e}; use a new --out, --no-resume, or --allow-change FIELD",
+              file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, WeightsError, FloatingPointError) as e:
+        print(f"stylemix train --model stytr2: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
