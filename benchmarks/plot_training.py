@@ -153,7 +153,7 @@ def plot_metrics(history: list[dict], out: str | Path, reference: dict | None = 
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, y=1.04)
     path = _save(fig, Path(out))
     plt.close(fig)
     return path

@@ -12,7 +12,9 @@ After "Multimodal Style Transfer via Graph Cuts" (Zhang et al., ICCV 2019):
    `smoothness` is in units of the average data cost whatever the encoder's activation scale.
 3. Matching. Per tap, every content region is normalised by its own statistics and given its mode's
    (`functional.region_adain`), or whitened-coloured towards the mode's pixels (`transform='wct'`);
-   then `alpha` as usual.
+   then `alpha` as usual. At the skip taps the content regions are the label-tap one-hot maps resized
+   bilinearly (`edges='soft'`, default: boundaries blend over one relu4_1 cell, which hides the 8-px
+   label grid the full-resolution skips otherwise print) or nearest (`edges='hard'`).
 
 Matching features: both images' features are instance-normalised (per image) and scaled to unit
 length per pixel before clustering and assignment. AdaIN already moves the global statistics; modes

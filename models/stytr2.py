@@ -19,7 +19,9 @@ the attention output is then sum_k w_k attn_k, computed that way (K small attent
 skipped). The plain log(w_k) bias (`blend='logit'`) instead gives style k a share proportional to
 w_k times its partition function, which depends on its token count (image size) and on how well its
 keys match each query, so equal weights need not mean equal influence. Both reduce to the
-single-style output for weights (1, 0).
+single-style output for weights (1, 0). alpha < 1 adds the content itself as one more style with weight
+1 - alpha (alpha = 0 is the self-reconstruction the identity loss trains). A width other than the CNN
+decoder's input (512) gets a 1x1 projection (`to_grid`), which the release does not have.
 
 Letters: b - batch, n - content tokens, m - style tokens, k - styles, d - width, nh - heads, e - head width.
 """
@@ -157,6 +159,8 @@ class DecoderLayer(nn.Module):
 
 
 class TransformerEncoder(nn.Module):
+    """encoder_depth EncoderLayers: tokens (b, n, d) (+ positions) -> (b, n, d)."""
+
     def __init__(self, cfg: StyTr2Config):
         super().__init__()
         self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.encoder_depth))
@@ -168,6 +172,8 @@ class TransformerEncoder(nn.Module):
 
 
 class TransformerDecoder(nn.Module):
+    """decoder_depth DecoderLayers + a final LayerNorm: content tokens (b, n, d) -> stylised (b, n, d)."""
+
     def __init__(self, cfg: StyTr2Config):
         super().__init__()
         self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.decoder_depth))

@@ -347,3 +347,44 @@ def test_conversion_names_what_is_wrong():
         stytr2_to_state(vgg, dec, trans, {"proj.weight": torch.zeros(64, 3, 8, 8), "proj.bias": torch.zeros(64)})
     module = {f"module.{k}": v for k, v in trans.items()}  # a DataParallel save converts the same
     assert stytr2_to_state(vgg, dec, module, emb)[1].keys() == stytr2_to_state(vgg, dec, trans, emb)[1].keys()
+
+
+# --- the product path: CLI conversion, then the Stylizer -----------------------------------------
+
+def test_cli_converts_the_release_and_the_stylizer_blends_with_it(tmp_path):
+    from inference import Stylizer
+    from inference.cli import main
+
+    files = dict(zip(("vgg", "decoder", "transformer", "embedding"), fake_release(hidden=64, enc_depth=1, dec_depth=1)))
+    args = ["weights", "convert", "stytr2", "-o", str(tmp_path / "stytr2")]
+    for name, state in files.items():
+        torch.save(state, tmp_path / f"{name}.pth")
+        args += [f"--{name}", str(tmp_path / f"{name}.pth")]
+    assert main(args) == 0
+    stylizer = Stylizer.from_pretrained(tmp_path / "stytr2")
+    torch.manual_seed(0)
+    content, a, b = torch.rand(3, 36, 52), torch.rand(3, 32, 32), torch.rand(3, 40, 24)
+    single = stylizer.stylize(content, [a], return_tensor=True)
+    assert single.shape == (1, 3, 36, 52) and torch.isfinite(single).all()
+    assert torch.equal(stylizer.stylize(content, [a, b], weights=[1, 0], return_tensor=True), single)
+    code = stylizer.encode_style(a)
+    assert torch.equal(stylizer.stylize(content, [code], return_tensor=True), single)  # cached style tokens
+
+
+def test_a_missing_stytr2_model_says_how_to_get_one():
+    from inference import Stylizer
+    from models.io import WeightsError
+    from models.pretrained import REPO_WEIGHTS
+
+    if (REPO_WEIGHTS / "stytr2").is_dir():
+        pytest.skip("StyTr² weights are installed")
+    with pytest.raises(WeightsError, match="weights convert stytr2"):
+        Stylizer.from_pretrained("stytr2")
+
+
+def test_statistics_codes_are_refused_with_a_clear_message(tiny):
+    from models.mixing import StyleCode
+
+    code = StyleCode({"relu4_1": torch.zeros(512)}, {"relu4_1": torch.ones(512)})
+    with pytest.raises(ValueError, match="style 1 is a StyleCode.*only suit AdaIN"):
+        tiny(torch.rand(1, 3, 32, 32), [code])

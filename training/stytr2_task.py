@@ -109,8 +109,9 @@ class StyTr2Task:
         l_p, l_f = pc + ps, fcc + fss
         total = (cfg.content_weight * l_c + cfg.style_weight * l_s + cfg.identity_pixel_weight * l_p
                  + cfg.identity_feature_weight * l_f)
-        logs = {"content": float(l_c), "style": float(l_s), "identity_pixel": float(l_p),
-                "identity_feature": float(l_f), "batch": content.shape[0]}
+        logs = {k: float(v.detach()) for k, v in
+                (("content", l_c), ("style", l_s), ("identity_pixel", l_p), ("identity_feature", l_f))}
+        logs["batch"] = content.shape[0]
         return total, logs
 
     def loss(self, step: int) -> tuple[torch.Tensor, dict[str, float]]:

@@ -148,6 +148,7 @@ def check_writable(paths: list[Path], inputs: list[Path]) -> None:
 
 def check_modes(args, sources: list[str], many: bool) -> list[Path]:
     """Check --modes/--smoothness/--save-labels before the model loads. Returns the label map path (or [])."""
+    from inference.images import image_format
     from models.multimodal import MultimodalConfig, require_maxflow
 
     try:
