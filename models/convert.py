@@ -7,12 +7,16 @@ with the offending name instead of loading garbage.
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 import torch
 
 from .vgg import EncoderConfig, InputSpec, conv_shapes
+
+if TYPE_CHECKING:
+    from .stytr2 import StyTr2Config
 
 CAFFE_MEAN_BGR = (104.00699, 116.66877, 122.67892)  # the HED / Caffe VGG training mean
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -137,7 +141,7 @@ def _count_layers(state: Mapping[str, torch.Tensor], prefix: str) -> int:
 
 def stytr2_to_state(vgg: Mapping[str, torch.Tensor], decoder: Mapping[str, torch.Tensor],
                     transformer: Mapping[str, torch.Tensor], embedding: Mapping[str, torch.Tensor],
-                    heads: int = 8):
+                    heads: int = 8) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], StyTr2Config]:
     """StyTr²'s release (vgg_normalised.pth, decoder_iter_N.pth, transformer_iter_N.pth, embedding_iter_N.pth,
     each a state dict read with `torch.load(weights_only=True)`) -> our layout.
 
@@ -229,16 +233,14 @@ def stytr2_to_state(vgg: Mapping[str, torch.Tensor], decoder: Mapping[str, torch
     return encoder, out, config
 
 
-def convert_stytr2_files(vgg_pth: str, decoder_pth: str, transformer_pth: str, embedding_pth: str, out_dir,
-                         heads: int = 8):
+def convert_stytr2_files(vgg_pth: str | Path, decoder_pth: str | Path, transformer_pth: str | Path,
+                         embedding_pth: str | Path, out_dir: str | Path, heads: int = 8) -> Path:
     """StyTr²'s four release files (.pth, read with torch.load(weights_only=True)) -> a model dir loadable by
     `load_model(out_dir)`: config.json + encoder.safetensors (vgg19-adain, for losses only) + decoder.safetensors.
 
     Returns:
         The model dir (a Path).
     """
-    from pathlib import Path
-
     from .io import check_state
     from .pretrained import _load_pth, save_model_dir, sha256
     from .registry import create_model

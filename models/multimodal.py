@@ -64,7 +64,7 @@ class MultimodalConfig:
     kmeans_iters: int = 50  # Lloyd iterations at most (stops earlier when assignments settle)
     label_tap: str = "relu4_1"  # tap whose features are clustered and assigned
     transform: str = "adain"  # per-region matching: 'adain' (mean/std) or 'wct' (whitening-colouring)
-    edges: str = "soft"  # content regions at the skip taps: 'hard' (nearest labels) or 'soft' (bilinear masks)
+    edges: str = "soft"  # content regions at skip taps: 'hard' (nearest) or 'soft' (bilinear); wct is always hard
     max_cycles: int | None = None  # alpha-expansion cycles at most (None: until convergence)
 
     def __post_init__(self) -> None:
@@ -309,7 +309,7 @@ def mode_targets(feats: dict[str, torch.Tensor], styles: Sequence[StyleModes], w
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    if len(styles) != (weights.shape[0]):
+    if len(styles) != weights.shape[0]:
         raise ValueError(f"got {weights.shape[0]} weights for {len(styles)} styles; give one weight per style")
     if len({m.k for m in styles}) != 1:
         raise ValueError(f"all styles need the same number of modes, got {[m.k for m in styles]}")
@@ -320,13 +320,12 @@ def mode_targets(feats: dict[str, torch.Tensor], styles: Sequence[StyleModes], w
     for tap in taps:
         x = feats[tap]
         w = weights if weights.dim() == 1 else Fn.resize_weights(weights, x.shape[-2:])
-        lab = _resize_labels(labels, x.shape[-2:])  # (s, b, h, w)
         target = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
         for si, m in enumerate(styles):
             if w.dim() == 1 and float(w[si]) == 0.0:
                 continue
             if config.transform == "wct":
-                y = _wct_regions(x, lab[si], m, tap)
+                y = _wct_regions(x, _resize_labels(labels[si], x.shape[-2:]), m, tap)  # hard regions
             else:
                 y = Fn.region_adain(x, _region_masks(labels[si], k, x.shape[-2:], config.edges),
                                     m.mean[tap].to(x.device), m.std[tap].to(x.device))

@@ -206,7 +206,7 @@ def test_a_few_training_steps_reduce_the_loss():
         opt.zero_grad()
         loss.backward()
         opt.step()
-        seen.append(float(loss))
+        seen.append(float(loss.detach()))
     assert seen[-1] < 0.8 * seen[0], seen
 
 

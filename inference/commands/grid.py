@@ -66,6 +66,7 @@ def check_layout(n_styles: int, steps: int, alpha_sweep: bool, alpha_axis: bool)
 def run(args) -> int:
     from inference.api import Stylizer
     from inference.commands.stylize import check_writable, parse_style_spec
+    from inference.grid import LETTERS
     from inference.images import image_format, save_image
 
     specs = [parse_style_spec(s) for s in args.style]
@@ -104,4 +105,6 @@ def run(args) -> int:
             save_image(cell, Path(args.cells) / f"cell_{i // cols:02d}_{i % cols:02d}.png")
     rows = 1 if layout in ("row", "alpha") else args.steps
     print(f"wrote {args.output} ({rows} x {args.steps} cells, {image.size[0]}x{image.size[1]} px)")
+    if args.labels:
+        print("labels: " + ", ".join(f"{letter} = {src}" for letter, src in zip(LETTERS, sources)))
     return 0
