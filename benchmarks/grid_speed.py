@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=5, help="grid side (default 5: 25 cells)")
     p.add_argument("--cell-size", type=int, default=256, help="long side of each cell (default 256)")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[8], help="grid decode batch sizes to time (default 8)")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8], help="grid decode batch sizes to time (default 1 8)")
     p.add_argument("--repeats", type=int, default=1, help="alternating repeats; the best time is reported (default 1)")
     p.add_argument("--styles", nargs=4, default=["impressionism-01", "baroque-02", "expressionism-03", "symbolism-04"],
                    help="4 corner styles (built-in names)")

@@ -167,7 +167,7 @@ def test_bad_grid_inputs(stylizer, codes):
 def test_labels_and_grid_image():
     assert G.weight_label([0.75, 0.25]) == "A .75  B .25"
     assert G.weight_label([1.0, 0.0, 0.0, 0.0]) == "A 1"
-    assert G.weight_label([0.5, 0.5], alpha=0.5, names=["ink", "oil"]) == "ink .50  oil .50  \u03b1 .50"
+    assert G.weight_label([0.5, 0.5], alpha=0.5, names=["ink", "oil"]) == "ink .50  oil .50  alpha .50"
     cells = torch.rand(6, 3, 20, 30)
     plain = G.grid_image(cells, 2, 3, gap=0)
     labelled = G.grid_image(cells, 2, 3, labels=["A 1"] * 6, gap=0)

@@ -34,7 +34,8 @@ def add_parser(sub) -> None:
     p.add_argument("--style-size", type=int, default=512, help="long side of style images in pixels (default: 512)")
     p.add_argument("--preserve-color", choices=("luminance", "match"), default=None,
                    help="keep the content's colours in every cell (default: off)")
-    p.add_argument("--batch-size", type=int, default=8, help="cells decoded together (default: 8)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="cells decoded together (default: 1 on CPU, where batching is slower; 8 on a GPU)")
     p.add_argument("--model", default=None, metavar="DIR_OR_NAME", help="weights dir or name (default: adain-vgg16)")
     p.add_argument("--encoder", default=None, help="encoder preset or dir overriding the model's (default: the model's)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
@@ -79,7 +80,7 @@ def run(args) -> int:
         raise UsageError(f"--alpha must be in [0, 1], got {args.alpha}")
     if args.cell_size < 16 or args.style_size < 16:
         raise UsageError("--cell-size and --style-size must be at least 16 pixels")
-    if args.batch_size < 1:
+    if (args.batch_size is not None and args.batch_size < 1):
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     content = Path(args.content)
     if not content.is_file():

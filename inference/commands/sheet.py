@@ -21,7 +21,8 @@ def add_parser(sub) -> None:
     p.add_argument("--preserve-color", choices=("luminance", "match"), default=None,
                    help="keep the content's colours (default: off)")
     p.add_argument("--no-labels", action="store_true", help="omit the style names under the cells")
-    p.add_argument("--batch-size", type=int, default=8, help="cells decoded together (default: 8)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="cells decoded together (default: 1 on CPU, where batching is slower; 8 on a GPU)")
     p.add_argument("--model", default=None, metavar="DIR_OR_NAME", help="weights dir or name (default: adain-vgg16)")
     p.add_argument("--encoder", default=None, help="encoder preset or dir overriding the model's (default: the model's)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
@@ -47,7 +48,7 @@ def run(args) -> int:
                          "; see 'stylemix styles'")
     if not 0.0 <= args.alpha <= 1.0:
         raise UsageError(f"--alpha must be in [0, 1], got {args.alpha}")
-    if args.cell_size < 16 or args.cols < 0 or args.batch_size < 1:
+    if args.cell_size < 16 or args.cols < 0 or (args.batch_size is not None and args.batch_size < 1):
         raise UsageError("--cell-size must be at least 16, --cols non-negative and --batch-size at least 1")
     content = Path(args.content)
     if not content.is_file():
