@@ -32,7 +32,7 @@ INITS = ("content", "noise", "adain")
 PRESERVE_COLOR = (None, "luminance", "match")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
 # Loss weights for the relative losses; chosen by eye on skimage photos x the eval paintings (see optimize).
-DEFAULTS = {"content_weight": 1.0, "style_weight": 10.0, "tv_weight": 1.0}
+DEFAULTS = {"content_weight": 1.0, "style_weight": 30.0, "tv_weight": 1.0}
 MIN_LEVEL_SIDE = 16  # the coarsest pyramid level must still reach relu5_1 (stride 16)
 LBFGS_HISTORY = 20  # curvature pairs kept: 20 x 2 image-sized vectors bounds L-BFGS memory
 

@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 from dataclasses import dataclass, field
+from typing import Any, Callable
 from pathlib import Path
 
 import torch
@@ -115,11 +116,37 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.model == "stytr2":
-        from .stytr2_task import run
+        from .stytr2_task import RECIPE
+    else:
+        RECIPE = ADAIN_RECIPE
+    return drive(args, RECIPE)
 
-        return run(args)
+
+@dataclass
+class Recipe:
+    """What differs between models in a training run; `drive` does the rest."""
+
+    name: str  # shown in error messages, e.g. 'stylemix train --model stytr2'
+    config_cls: type  # the run's TrainConfig dataclass
+    build_config: Callable[[str | None, list[str]], Any]
+    build_model: Callable[[Any], torch.nn.Module]
+    make_task: Callable[[Any, torch.nn.Module, torch.device, Path], Any]  # (cfg, model, device, run_dir) -> Task
+    export: Callable[[Any, Path, Path], Path]
+
+
+def _adain_task(cfg: TrainConfig, model, device, run: Path) -> AdaINTask:
+    cache = run / "style_cache.safetensors" if cfg.data.style_cache else None
+    return AdaINTask(model, cfg.data, cfg.loss, rank=int(os.environ.get("RANK", 0)), device=device,
+                     channels_last=cfg.loop.channels_last, cache_path=cache)
+
+
+ADAIN_RECIPE = Recipe("stylemix train", TrainConfig, build_config, build_model, _adain_task, export)
+
+
+def drive(args: argparse.Namespace, recipe: Recipe) -> int:
+    """Print the config, export a checkpoint, or train, as the flags say. Returns the exit code."""
     try:
-        cfg = build_config(args.config, args.set)
+        cfg = recipe.build_config(args.config, args.set)
         if args.print_config:
             print(json.dumps(to_dict(cfg), indent=2))
             return 0
@@ -129,30 +156,28 @@ def main(argv: list[str] | None = None) -> int:
         if args.export:
             if (run / "checkpoint.safetensors").is_file():
                 from .checkpoint import checkpoint_config
-                cfg = from_dict(TrainConfig, checkpoint_config(run / "checkpoint.safetensors"))
-            print(f"wrote {export(cfg, run, Path(args.export))}")
+                cfg = from_dict(recipe.config_cls, checkpoint_config(run / "checkpoint.safetensors"))
+            print(f"wrote {recipe.export(cfg, run, Path(args.export))}")
             return 0
         torch.manual_seed(cfg.data.seed)
         device = resolve_device(args.device)
-        model = build_model(cfg)
-        cache = run / "style_cache.safetensors" if cfg.data.style_cache else None
-        task = AdaINTask(model, cfg.data, cfg.loss, rank=int(os.environ.get("RANK", 0)), device=device,
-                         channels_last=cfg.loop.channels_last, cache_path=cache)
+        task = recipe.make_task(cfg, recipe.build_model(cfg), device, run)
         trainer = Trainer(task, cfg.loop, run, to_dict(cfg), device=device,
-                          resume_ignore=(*RESUME_FREE, *args.allow_change), config_defaults=to_dict(TrainConfig()))
+                          resume_ignore=(*RESUME_FREE, *args.allow_change),
+                          config_defaults=to_dict(recipe.config_cls()))
         step = trainer.fit(resume=not args.no_resume)
         if trainer.rank == 0:
             print(f"stopped at step {step}; checkpoint {trainer.ckpt_path}")
         return 0
     except ResumeMismatch as e:
-        print(f"stylemix train: error: {e}; use a new --out, --no-resume to start over, or --allow-change FIELD",
+        print(f"{recipe.name}: error: {e}; use a new --out, --no-resume to start over, or --allow-change FIELD",
               file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("stylemix train: interrupted (no checkpoint written since the last save)", file=sys.stderr)
+        print(f"{recipe.name}: interrupted (no checkpoint written since the last save)", file=sys.stderr)
         return 130
     except (ValueError, FileNotFoundError, WeightsError, FloatingPointError) as e:
-        print(f"stylemix train: error: {e}", file=sys.stderr)
+        print(f"{recipe.name}: error: {e}", file=sys.stderr)
         return 2
 
 

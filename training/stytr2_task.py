@@ -31,7 +31,7 @@ from models.stytr2 import StyTr2Config, StyTr2Model
 from . import losses
 from .adain_task import DataConfig
 from .checkpoint import checkpoint_config, load_tensors, read_metadata
-from .cli import _merge, apply_override
+from .cli import Recipe, _merge, apply_override, drive
 from .data import ImageFolder, PairBatches
 from .trainer import RESUME_FREE, LoopConfig, ResumeMismatch, Trainer, resolve_device
 
@@ -164,38 +164,17 @@ def main(argv: list[str] | None = None) -> int:
     return cli_main(["--model", "stytr2", *(sys.argv[1:] if argv is None else argv)])
 
 
+def _make_task(cfg: StyTr2TrainConfig, model, device, run_dir: Path) -> "StyTr2Task":
+    return StyTr2Task(model, cfg.data, cfg.loss, rank=int(os.environ.get("RANK", 0)), device=device,
+                      channels_last=cfg.loop.channels_last)
+
+
+RECIPE = Recipe("stylemix train --model stytr2", StyTr2TrainConfig, build_config, build_model, _make_task, export)
+
+
 def run(args: argparse.Namespace) -> int:
     """The training CLI's flags (training/cli.py) applied to a StyTr² run. Returns the exit code."""
-    try:
-        cfg = build_config(args.config, args.set)
-        if args.print_config:
-            print(json.dumps(to_dict(cfg), indent=2))
-            return 0
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        run_dir = Path(args.out)
-        if args.export:
-            if (run_dir / "checkpoint.safetensors").is_file():
-                cfg = from_dict(StyTr2TrainConfig, checkpoint_config(run_dir / "checkpoint.safetensors"))
-            print(f"wrote {export(cfg, run_dir, Path(args.export))}")
-            return 0
-        torch.manual_seed(cfg.data.seed)
-        device = resolve_device(args.device)
-        task = StyTr2Task(build_model(cfg), cfg.data, cfg.loss, rank=int(os.environ.get("RANK", 0)), device=device,
-                          channels_last=cfg.loop.channels_last)
-        trainer = Trainer(task, cfg.loop, run_dir, to_dict(cfg), device=device,
-                          resume_ignore=(*RESUME_FREE, *args.allow_change), config_defaults=to_dict(StyTr2TrainConfig()))
-        step = trainer.fit(resume=not args.no_resume)
-        if trainer.rank == 0:
-            print(f"stopped at step {step}; checkpoint {trainer.ckpt_path}")
-        return 0
-    except ResumeMismatch as e:
-        print(f"stylemix train --model stytr2: error: {e}; use a new --out, --no-resume, or --allow-change FIELD",
-              file=sys.stderr)
-        return 2
-    except (ValueError, FileNotFoundError, WeightsError, FloatingPointError) as e:
-        print(f"stylemix train --model stytr2: error: {e}", file=sys.stderr)
-        return 2
+    return drive(args, RECIPE)
 
 
 if __name__ == "__main__":
