@@ -349,8 +349,8 @@ class _Recorder:
         self.history.append(record)
         self.step += 1
         self.bar.update(1)
-        self.bar.set_postfix(level=self.level, content=f"{parts['content']:.3g}", style=f"{parts['style']:.3g}",
-                             tv=f"{parts['tv']:.3g}", refresh=False)
+        self.bar.set_postfix({"level": self.level, **{k: f"{parts[k]:.3g}" for k in ("content", "style", "tv")}},
+                             refresh=False)
         return not (self.callback is not None and self.callback(record, image) is False)
 
 
