@@ -228,6 +228,15 @@ def test_cli_writes_the_result(cli_files, capsys):
     assert "wrote" in stdout and not list(out.parent.glob(".*.tmp"))
 
 
+def test_cli_init_adain(cli_files, capsys, tiny_model_dir):
+    f = cli_files
+    out = f["dir"] / "adain.png"
+    rc, _, err = _cli(["optimize", f["content"], "-s", f["a"], "--encoder", f["enc"], "--init", "adain", "--model",
+                       tiny_model_dir, "--steps", "1", "-q", "-o", out], capsys)
+    assert rc == 0, err
+    assert Image.open(out).size == (56, 40)
+
+
 def test_cli_seed_is_deterministic(cli_files, capsys):
     f = cli_files
     outs = []
@@ -249,7 +258,7 @@ def _assert_one_line_error(rc, err, *needles):
 
 
 @pytest.mark.parametrize("case", ["missing_style", "bad_weight", "zero_weights", "output_is_input", "bad_layer",
-                                  "bad_ext", "missing_content", "steps", "no_encoder"])
+                                  "bad_ext", "missing_content", "steps", "no_encoder", "bad_model"])
 def test_cli_bad_input(cli_files, capsys, case):
     f = cli_files
     c, a, out = str(f["content"]), str(f["a"]), str(f["dir"] / "out.png")
@@ -264,6 +273,8 @@ def test_cli_bad_input(cli_files, capsys, case):
         "missing_content": (["optimize", "none.png", "-s", a, *base, "-o", out], "none.png"),
         "steps": (["optimize", c, "-s", a, *base, "--steps", "-3", "-o", out], "--steps"),
         "no_encoder": (["optimize", c, "-s", a, "--steps", "1", "-q", "-o", out], "vgg16-hed"),
+        "bad_model": (["optimize", c, "-s", a, *base, "--init", "adain", "--model", "no/such/dir", "-o", out],
+                      "no/such/dir"),
     }[case]
     rc, _, err = _cli(argv, capsys)
     _assert_one_line_error(rc, err, needle)

@@ -40,6 +40,8 @@ def add_parser(sub) -> None:
                    help=f"VGG taps for the style loss (default: {' '.join(O.STYLE_LAYERS)})")
     p.add_argument("--init", choices=O.INITS, default="content",
                    help="start from the content, uniform noise, or the fast AdaIN model's output (default: content)")
+    p.add_argument("--model", default=None, metavar="DIR_OR_NAME",
+                   help="fast model for --init adain: weights dir or name under weights/ (default: adain-vgg16)")
     p.add_argument("--scales", type=int, default=1,
                    help="pyramid levels, coarse to fine, each twice the previous (default: 1)")
     p.add_argument("--style-scale", type=float, default=1.0,
@@ -103,8 +105,8 @@ def run(args) -> int:
                       optimizer=args.optimizer, lr=args.lr, content_weight=args.content_weight,
                       style_weight=args.style_weight, tv_weight=args.tv_weight,
                       content_layers=tuple(args.content_layers), style_layers=tuple(args.style_layers),
-                      init=args.init, scales=args.scales, style_scale=args.style_scale, max_size=args.max_size,
-                      preserve_color=args.preserve_color, seed=args.seed, device=args.device,
+                      init=args.init, init_model=args.model, scales=args.scales, style_scale=args.style_scale,
+                      max_size=args.max_size, preserve_color=args.preserve_color, seed=args.seed, device=args.device,
                       progress=not args.quiet)
     save_image(result.image, out)
     last = result.history[-1] if result.history else {}
