@@ -61,13 +61,14 @@ def apply_override(cfg: dict, assignment: str) -> None:
     node[parts[-1]] = value
 
 
-def build_config(config_file: str | None, overrides: list[str]) -> TrainConfig:
-    data = to_dict(TrainConfig())
+def build_config(config_file: str | None, overrides: list[str], config_cls: type = TrainConfig):
+    """Defaults of `config_cls`, then a JSON file's fields, then KEY=VALUE overrides."""
+    data = to_dict(config_cls())
     if config_file:
         _merge(data, load_json(config_file))
     for o in overrides:
         apply_override(data, o)
-    return from_dict(TrainConfig, data)
+    return from_dict(config_cls, data)
 
 
 def _merge(base: dict, new: dict) -> None:

@@ -31,7 +31,8 @@ from models.stytr2 import StyTr2Config, StyTr2Model
 from . import losses
 from .adain_task import DataConfig
 from .checkpoint import checkpoint_config, load_tensors, read_metadata
-from .cli import Recipe, _merge, apply_override, drive
+from .cli import Recipe, drive
+from .cli import build_config as _build_config
 from .data import ImageFolder, PairBatches
 from .trainer import RESUME_FREE, LoopConfig, ResumeMismatch, Trainer, resolve_device
 
@@ -130,13 +131,8 @@ class StyTr2Task:
 
 
 def build_config(config_file: str | None, overrides: list[str]) -> StyTr2TrainConfig:
-    """Defaults, then a JSON file's fields, then KEY=VALUE overrides."""
-    data = to_dict(StyTr2TrainConfig())
-    if config_file:
-        _merge(data, load_json(config_file))
-    for o in overrides:
-        apply_override(data, o)
-    return from_dict(StyTr2TrainConfig, data)
+    """Defaults, then a JSON file's fields, then KEY=VALUE overrides (the shared training/cli.py logic)."""
+    return _build_config(config_file, overrides, StyTr2TrainConfig)
 
 
 def build_model(cfg: StyTr2TrainConfig, log=print) -> StyTr2Model:
