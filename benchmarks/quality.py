@@ -144,21 +144,27 @@ def run_method(label: str, kind: str, pairs: list[Pair], make: Maker, evaluator:
 
 
 def model_maker(model: torch.nn.Module, data: EvalSet, device: torch.device) -> Maker:
-    """Outputs of an AdaIN-style model (encode/style_code/mix/decode): each content and style encoded once."""
+    """Outputs of a registered model, each content and style encoded once. AdaIN-style models
+    (encode/style_code/mix/decode) reuse the content features across styles; others (StyTr²) run
+    their own forward with the cached style code."""
     from inference.images import crop_to, pad_to_multiple
 
     codes: dict[int, object] = {}
 
+    def code(j: int):
+        if j not in codes:
+            codes[j] = model.style_code(data.styles[j][1].to(device))[0]
+        return codes[j]
+
     @torch.no_grad()
     def make(i: int, styles: list[int]) -> torch.Tensor:
-        x, size = pad_to_multiple(data.contents[i][1].to(device), model.stride)
+        content = data.contents[i][1].to(device)
+        if not hasattr(model, "mix"):
+            return quantize(torch.cat([model(content, [code(j)]).float() for j in styles]))
+        x, size = pad_to_multiple(content, model.stride)
         feats = model.encode(x)
-        outs = []
-        for j in styles:
-            if j not in codes:
-                codes[j] = model.style_code(data.styles[j][1].to(device))[0]
-            out = model.decode(model.mix(feats, [codes[j]], torch.ones(1, device=device)))
-            outs.append(crop_to(out.float(), size))
+        outs = [crop_to(model.decode(model.mix(feats, [code(j)], torch.ones(1, device=device))).float(), size)
+                for j in styles]
         return quantize(torch.cat(outs))
 
     return make
@@ -170,13 +176,14 @@ def load_checkpoint_model(path: str | Path, device: torch.device, log=print) -> 
 
     from models.io import check_state, from_dict
     from training.checkpoint import checkpoint_config, read_metadata
-    from training.cli import TrainConfig, build_model
+    from training.cli import recipe_of
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    cfg = from_dict(TrainConfig, checkpoint_config(path))
-    model = build_model(cfg, log)
+    saved = checkpoint_config(path)
+    r = recipe_of(saved)
+    model = r.build_model(from_dict(r.config_cls, saved), log)
     with safe_open(str(path), "pt") as f:
         state = {k[len("model."):]: f.get_tensor(k) for k in f.keys() if k.startswith("model.")}
     check_state(model, state, str(path))

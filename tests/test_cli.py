@@ -114,6 +114,59 @@ def test_stylize_folder_skips_bad_files_and_fails(tiny_model_dir, files, capsys)
     assert (files["dir"] / "o" / "c.png").is_file()
 
 
+def test_stylize_masks_match_the_api_and_split_the_image(tiny_model_dir, files, capsys):
+    from inference import Stylizer
+
+    left = np.zeros((40, 48), np.uint8)
+    left[:, :24] = 255
+    Image.fromarray(left).save(files["dir"] / "left.png")
+    Image.fromarray(255 - left).save(files["dir"] / "right.png")
+    masks = [files["dir"] / "left.png", files["dir"] / "right.png"]
+    out = files["dir"] / "masked.png"
+    rc, _, err = run(["stylize", files["content"], "-s", files["a"], "-s", files["b"], "--mask", masks[0],
+                      "--mask", masks[1], "--model", tiny_model_dir, "-o", out], capsys)
+    assert rc == 0, err
+    st = Stylizer.from_pretrained(tiny_model_dir)
+    got = np.asarray(Image.open(out)).astype(int)
+    assert np.array_equal(got, np.asarray(st.stylize(files["content"], [files["a"], files["b"]], masks=masks)))
+    only_a = np.asarray(st.stylize(files["content"], files["a"])).astype(int)
+    only_b = np.asarray(st.stylize(files["content"], files["b"])).astype(int)
+    # away from the mask edge (decoder receptive field) each half is closer to its own style's output
+    assert np.abs(got[:, :8] - only_a[:, :8]).mean() < np.abs(got[:, :8] - only_b[:, :8]).mean()
+    assert np.abs(got[:, -8:] - only_b[:, -8:]).mean() < np.abs(got[:, -8:] - only_a[:, -8:]).mean()
+
+
+def test_stylize_tiles_match_the_api_at_full_size(tiny_model_dir, files, capsys):
+    from inference import Stylizer
+
+    big = _png(files["dir"] / "big.png", 7, 24, 1100)  # wider than the untiled default --max-size of 1024
+    out = files["dir"] / "tiled.png"
+    rc, _, err = run(["stylize", big, "-s", files["a"], "--tile", 256, "--halo", 32, "--model", tiny_model_dir,
+                      "-o", out], capsys)
+    assert rc == 0, err
+    got = np.asarray(Image.open(out))
+    assert got.shape == (24, 1100, 3)  # --tile keeps the full size unless --max-size is given
+    ref = Stylizer.from_pretrained(tiny_model_dir).stylize_tiled(big, files["a"], tile=256, halo=32)
+    assert np.array_equal(got, np.asarray(ref))
+
+
+def test_bad_masks_and_tiles_exit_2_before_loading(files, capsys, tmp_path):
+    c, a, b = files["content"], files["a"], files["b"]
+    o = tmp_path / "o.png"
+    cases = [
+        (["-s", a, "-s", b, "--mask", a], "got 1 --mask for 2 --style"),
+        (["-s", a, "--mask", tmp_path / "none.png"], "no such mask image"),
+        (["-s", a, "--tile", 64, "--modes", 2], "cannot be combined"),
+        (["-s", a, "--tile", 60], "multiples of the model stride"),
+        (["-s", a, "--tile", 128, "--halo", 64], "too small for halo"),
+        (["-s", a, "--max-size", -3], "--max-size"),
+    ]
+    for extra, needle in cases:  # --model names nothing: these must fail before any model loads
+        rc, _, err = run(["stylize", c, *extra, "-o", o, "--model", tmp_path / "nomodel"], capsys)
+        assert_one_line_error(rc, err, needle)
+    assert not o.exists()
+
+
 def test_output_equal_to_input_is_refused(tiny_model_dir, files, capsys):
     before = files["content"].read_bytes()
     rc, _, err = run(["stylize", files["content"], "-s", files["a"], "--model", tiny_model_dir,

@@ -388,3 +388,40 @@ def test_statistics_codes_are_refused_with_a_clear_message(tiny):
     code = StyleCode({"relu4_1": torch.zeros(512)}, {"relu4_1": torch.ones(512)})
     with pytest.raises(ValueError, match="style 1 is a StyleCode.*only suit AdaIN"):
         tiny(torch.rand(1, 3, 32, 32), [code])
+
+
+def test_a_checkpoint_config_selects_its_training_recipe():
+    from models.io import WeightsError, to_dict
+    from training.cli import TrainConfig, recipe_of
+    from training.stytr2_task import StyTr2TrainConfig
+
+    assert recipe_of(to_dict(StyTr2TrainConfig())).config_cls is StyTr2TrainConfig
+    assert recipe_of(to_dict(TrainConfig())).config_cls is TrainConfig
+    with pytest.raises(WeightsError, match="matches no training recipe"):
+        recipe_of({"model": {"width": 8, "skips": []}})
+
+
+class _MeanShift(torch.nn.Module):
+    """A stand-in for a model without AdaIN's encode/mix/decode: forward(content, codes) only."""
+
+    def style_code(self, image):
+        self.encoded = getattr(self, "encoded", 0) + 1
+        return [image.mean((2, 3), keepdim=True)]
+
+    def forward(self, content, codes):
+        return 0.5 * content + 0.5 * codes[0]
+
+
+def test_the_quality_benchmark_scores_models_without_mix_through_their_forward():
+    from benchmarks.quality import EvalSet, model_maker, quantize
+
+    g = torch.Generator().manual_seed(3)
+    contents = [(f"c{k}", torch.rand(1, 3, 40, 56, generator=g)) for k in range(2)]
+    styles = [(f"s{k}", torch.rand(1, 3, 48, 40, generator=g) * (k + 1) / 2) for k in range(2)]
+    model = _MeanShift()
+    make = model_maker(model, EvalSet(contents, styles), torch.device("cpu"))
+    got = torch.cat([make(0, [0, 1]), make(1, [1])])
+    assert model.encoded == 2  # each style encoded once, reused for the second content
+    want = [quantize(0.5 * contents[i][1] + 0.5 * styles[j][1].mean((2, 3), keepdim=True))
+            for i, j in ((0, 0), (0, 1), (1, 1))]
+    assert torch.equal(got, torch.cat(want))

@@ -116,11 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="model to train (default: adain); stytr2 uses training/stytr2_task.py's config")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.model == "stytr2":
-        from .stytr2_task import RECIPE
-    else:
-        RECIPE = ADAIN_RECIPE
-    return drive(args, RECIPE)
+    return drive(args, recipe(args.model))
 
 
 @dataclass
@@ -144,6 +140,30 @@ def _adain_task(cfg: TrainConfig, model, device, run: Path) -> AdaINTask:
 ADAIN_RECIPE = Recipe("stylemix train", TrainConfig, build_config, build_model, _adain_task, export)
 
 
+def recipe(model: str) -> Recipe:
+    """The training recipe of a registered model name ('adain' or 'stytr2')."""
+    if model == "stytr2":
+        from .stytr2_task import RECIPE  # imported on demand: it imports this module
+
+        return RECIPE
+    if model == "adain":
+        return ADAIN_RECIPE
+    raise ValueError(f"no training recipe for model {model!r}; choose adain or stytr2")
+
+
+def recipe_of(config: dict) -> Recipe:
+    """The recipe whose config class a checkpoint's saved config parses as (configs reject unknown fields)."""
+    errors = []
+    for name in ("adain", "stytr2"):
+        r = recipe(name)
+        try:
+            from_dict(r.config_cls, config)
+            return r
+        except (WeightsError, TypeError) as e:
+            errors.append(f"{name}: {e}")
+    raise WeightsError("the checkpoint's config matches no training recipe (" + "; ".join(errors) + ")")
+
+
 def drive(args: argparse.Namespace, recipe: Recipe) -> int:
     """Print the config, export a checkpoint, or train, as the flags say. Returns the exit code."""
     try:
@@ -155,9 +175,11 @@ def drive(args: argparse.Namespace, recipe: Recipe) -> int:
             torch.set_num_threads(args.threads)
         run = Path(args.out)
         if args.export:
-            if (run / "checkpoint.safetensors").is_file():
+            if (run / "checkpoint.safetensors").is_file():  # the checkpoint says which model it holds
                 from .checkpoint import checkpoint_config
-                cfg = from_dict(recipe.config_cls, checkpoint_config(run / "checkpoint.safetensors"))
+                saved = checkpoint_config(run / "checkpoint.safetensors")
+                recipe = recipe_of(saved)
+                cfg = from_dict(recipe.config_cls, saved)
             print(f"wrote {recipe.export(cfg, run, Path(args.export))}")
             return 0
         torch.manual_seed(cfg.data.seed)

@@ -26,7 +26,9 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output image (one content) or folder (several contents or a folder)")
     p.add_argument("--alpha", type=float, default=1.0, help="stylisation strength in [0, 1] (default: 1.0)")
-    p.add_argument("--max-size", type=int, default=1024, help="long side of the content in pixels (default: 1024)")
+    p.add_argument("--max-size", type=int, default=None,
+                   help="downscale the content to this long side in pixels, 0 = keep its size "
+                        "(default: 1024, or 0 with --tile)")
     p.add_argument("--style-size", type=int, default=512, help="long side of style images in pixels (default: 512)")
     p.add_argument("--model", default=None, metavar="DIR_OR_NAME",
                    help="weights dir or name under weights/ (default: adain-vgg16)")
@@ -43,6 +45,14 @@ def add_parser(sub) -> None:
                    help="with --modes: how strongly neighbouring pixels keep the same mode, 0 = none (default: 0.3)")
     p.add_argument("--save-labels", default=None, metavar="PNG",
                    help="with --modes: save the content's mode labels as an image, a colour per mode (one content)")
+    p.add_argument("--mask", action="append", default=[], metavar="PNG",
+                   help="where a style applies: one greyscale mask per --style, in the same order (white = that "
+                        "style, soft edges blend); the content's size or aspect ratio")
+    p.add_argument("--tile", type=int, default=0, metavar="PX",
+                   help="stylise in overlapping tiles of at most PX pixels with whole-image statistics, for "
+                        "images too large for memory (AdaIN models; e.g. 512) (default: off)")
+    p.add_argument("--halo", type=int, default=64, metavar="PX",
+                   help="with --tile: context pixels around each tile (default: 64)")
     p.add_argument("--json", action="store_true", help="print one JSON object per output on stdout")
     p.set_defaults(func=run)
 
@@ -175,6 +185,26 @@ def check_modes(args, sources: list[str], many: bool) -> list[Path]:
     return [Path(args.save_labels)]
 
 
+def check_masks_and_tiles(args, n_styles: int) -> list[Path]:
+    """Check --mask/--tile/--halo before the model loads. Returns the mask files."""
+    masks = [Path(m) for m in args.mask]
+    if masks and len(masks) != n_styles:
+        raise UsageError(f"got {len(masks)} --mask for {n_styles} --style; give one mask per style, in the same order")
+    for m in masks:
+        if not m.is_file():
+            raise FileNotFoundError(f"no such mask image: {m}")
+    if args.tile:
+        from inference.tiling import check_tiling
+
+        if args.modes > 1:
+            raise UsageError("--tile and --modes cannot be combined; multi-modal transfer needs the whole image")
+        try:
+            check_tiling(args.tile, args.halo, max(1, args.halo // 4), 8)
+        except ValueError as e:
+            raise UsageError(f"--tile {args.tile} --halo {args.halo}: {e}") from None
+    return masks
+
+
 def _same(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)
@@ -195,13 +225,15 @@ def run(args) -> int:
         raise UsageError("all --style weights are zero; at least one must be positive")
     if not 0.0 <= args.alpha <= 1.0:
         raise UsageError(f"--alpha must be in [0, 1], got {args.alpha}")
-    if args.max_size < 16 or args.style_size < 16:
-        raise UsageError("--max-size and --style-size must be at least 16 pixels")
+    max_size = (0 if args.tile else 1024) if args.max_size is None else args.max_size
+    if (max_size and max_size < 16) or max_size < 0 or args.style_size < 16:
+        raise UsageError("--max-size (0 = keep the size) and --style-size must be at least 16 pixels")
     files, many = content_files(args.content)
     outputs = output_paths(files, args.output, many)
     style_files = [Path(s) for s in sources if Path(s).exists()]
     labels = check_modes(args, sources, many)
-    check_writable(outputs + labels, files + style_files)
+    masks = check_masks_and_tiles(args, len(sources))
+    check_writable(outputs + labels, files + style_files + masks)
 
     stylizer = Stylizer.from_pretrained(args.model, device=args.device, encoder=args.encoder, dtype=args.dtype)
     codes = stylizer.style_codes(sources, args.style_size) if args.modes == 1 else sources
@@ -212,9 +244,13 @@ def run(args) -> int:
     for src, dst in bar:
         start = time.perf_counter()
         try:
-            img = stylizer.stylize(src, codes, weights, alpha=args.alpha, max_size=args.max_size,
-                                   preserve_color=args.preserve_color, style_size=args.style_size, modes=args.modes,
-                                   smoothness=args.smoothness, label_map_path=args.save_labels)
+            common = dict(alpha=args.alpha, max_size=max_size or None, preserve_color=args.preserve_color,
+                          masks=masks or None, style_size=args.style_size)
+            if args.tile:
+                img = stylizer.stylize_tiled(src, codes, weights, tile=args.tile, halo=args.halo, **common)
+            else:
+                img = stylizer.stylize(src, codes, weights, modes=args.modes, smoothness=args.smoothness,
+                                       label_map_path=args.save_labels, **common)
             save_image(img, dst)
         except (ValueError, FileNotFoundError) as e:
             if len(files) == 1:
