@@ -371,13 +371,12 @@ def test_cli_converts_the_release_and_the_stylizer_blends_with_it(tmp_path):
     assert torch.equal(stylizer.stylize(content, [code], return_tensor=True), single)  # cached style tokens
 
 
-def test_a_missing_stytr2_model_says_how_to_get_one():
+def test_a_missing_stytr2_model_says_how_to_get_one(monkeypatch, tmp_path):
     from inference import Stylizer
+    from models import pretrained
     from models.io import WeightsError
-    from models.pretrained import REPO_WEIGHTS
 
-    if (REPO_WEIGHTS / "stytr2").is_dir():
-        pytest.skip("StyTr² weights are installed")
+    monkeypatch.setattr(pretrained, "REPO_WEIGHTS", tmp_path / "weights")  # as if nothing were shipped
     with pytest.raises(WeightsError, match="weights convert stytr2"):
         Stylizer.from_pretrained("stytr2")
 

@@ -1,0 +1,53 @@
+"""The weights directories in the repository: each config builds its model, every shipped tensor loads
+strictly into it (names and shapes), the files hash to what weights/README.md states, and the loaded
+model runs. The encoder is a random stand-in with the real preset's layout (no download, no ../shared)."""
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.convert import ENCODER_PRESETS
+from models.io import load_json, save_json, save_tensors, to_dict
+from models.pretrained import REPO_WEIGHTS, load_model
+from models.vgg import VGGEncoder
+
+SHIPPED = sorted(p.parent.name for p in REPO_WEIGHTS.glob("*/config.json")
+                 if load_json(p).get("kind") == "model")
+
+
+def test_the_default_model_is_shipped():
+    assert "adain-vgg16" in SHIPPED
+
+
+@pytest.fixture
+def random_cached_encoder(stylemix_cache: Path) -> None:
+    """vgg16-hed's layout and preprocessing with random weights, where the cache would hold it."""
+    torch.manual_seed(0)
+    cfg = ENCODER_PRESETS["vgg16-hed"]
+    enc = VGGEncoder(cfg, ("relu5_3",))
+    d = stylemix_cache / "encoders" / "vgg16-hed"
+    save_json(d / "config.json", {"kind": "encoder", "encoder": to_dict(cfg)})
+    save_tensors(d / "encoder.safetensors", {k: v.contiguous() for k, v in enc.state_dict().items()})
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_a_shipped_model_loads_strictly_and_runs(name, random_cached_encoder):
+    model, meta = load_model(name, log=lambda *_: None)
+    assert meta["encoder"] == "vgg16-hed"
+    content, style = torch.rand(1, 3, 40, 48), torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        out = model(content, model.style_code(style))
+    assert out.shape == (1, 3, 40, 48) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_a_shipped_decoder_hashes_to_the_model_card(name):
+    card = (REPO_WEIGHTS / "README.md").read_text()
+    digest = hashlib.sha256((REPO_WEIGHTS / name / "decoder.safetensors").read_bytes()).hexdigest()
+    rows = [line for line in card.splitlines() if f"`weights/{name}/`" in line]
+    assert rows, f"weights/README.md has no table row for weights/{name}/"
+    assert re.findall(r"`([0-9a-f]{64})`", rows[0]) == [digest]
