@@ -7,7 +7,7 @@ Loss (the published recipe; the VGG encoder only scores, it is never in the forw
             style: pixel MSE (lambda1) and feature MSE at relu1_1..relu5_1 (lambda2)
 Published weights: 7, 10, 70, 1 (with raw feature MSEs on a Caffe-scale VGG, as our default VGG16 is).
 
-    python -m training --model stytr2 --out runs/stytr2 --set model.width=256 --set loop.steps=2000
+    python -m training --model stytr2 --config training/configs/stytr2-small.json --out runs/stytr2  # weights/stytr2
     python -m training --model stytr2 --out runs/stytr2 --export weights/stytr2-mine
     python -m training.stytr2_task ...   # the same, without --model
 """
