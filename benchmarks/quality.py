@@ -174,16 +174,15 @@ def load_checkpoint_model(path: str | Path, device: torch.device, log=print) -> 
     """A model built from a training checkpoint's own config (its model.* tensors only). Returns (model, step)."""
     from safetensors import safe_open
 
-    from models.io import check_state, from_dict
+    from models.io import check_state
     from training.checkpoint import checkpoint_config, read_metadata
     from training.cli import recipe_of
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    saved = checkpoint_config(path)
-    r = recipe_of(saved)
-    model = r.build_model(from_dict(r.config_cls, saved), log)
+    recipe, cfg = recipe_of(checkpoint_config(path))
+    model = recipe.build_model(cfg, log)
     with safe_open(str(path), "pt") as f:
         state = {k[len("model."):]: f.get_tensor(k) for k in f.keys() if k.startswith("model.")}
     check_state(model, state, str(path))

@@ -112,11 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     ap.add_argument("--export", metavar="DIR", help="write a weights dir from the run's checkpoint and exit")
     ap.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
-    ap.add_argument("--model", choices=("adain", "stytr2"), default="adain",
+    ap.add_argument("--model", choices=RECIPE_NAMES, default="adain",
                     help="model to train (default: adain); stytr2 uses training/stytr2_task.py's config")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    return drive(args, recipe(args.model))
+    return drive(args, recipe_for(args.model))
 
 
 @dataclass
@@ -140,25 +140,28 @@ def _adain_task(cfg: TrainConfig, model, device, run: Path) -> AdaINTask:
 ADAIN_RECIPE = Recipe("stylemix train", TrainConfig, build_config, build_model, _adain_task, export)
 
 
-def recipe(model: str) -> Recipe:
-    """The training recipe of a registered model name ('adain' or 'stytr2')."""
+RECIPE_NAMES = ("adain", "stytr2")
+
+
+def recipe_for(model: str) -> Recipe:
+    """The training recipe of a model name in RECIPE_NAMES."""
     if model == "stytr2":
         from .stytr2_task import RECIPE  # imported on demand: it imports this module
 
         return RECIPE
     if model == "adain":
         return ADAIN_RECIPE
-    raise ValueError(f"no training recipe for model {model!r}; choose adain or stytr2")
+    raise ValueError(f"no training recipe for model {model!r}; choose one of {', '.join(RECIPE_NAMES)}")
 
 
-def recipe_of(config: dict) -> Recipe:
-    """The recipe whose config class a checkpoint's saved config parses as (configs reject unknown fields)."""
+def recipe_of(config: dict) -> tuple[Recipe, Any]:
+    """The recipe whose config class a checkpoint's saved config parses as (configs reject unknown fields),
+    and that parsed config."""
     errors = []
-    for name in ("adain", "stytr2"):
-        r = recipe(name)
+    for name in RECIPE_NAMES:
+        r = recipe_for(name)
         try:
-            from_dict(r.config_cls, config)
-            return r
+            return r, from_dict(r.config_cls, config)
         except (WeightsError, TypeError) as e:
             errors.append(f"{name}: {e}")
     raise WeightsError("the checkpoint's config matches no training recipe (" + "; ".join(errors) + ")")
@@ -177,9 +180,7 @@ def drive(args: argparse.Namespace, recipe: Recipe) -> int:
         if args.export:
             if (run / "checkpoint.safetensors").is_file():  # the checkpoint says which model it holds
                 from .checkpoint import checkpoint_config
-                saved = checkpoint_config(run / "checkpoint.safetensors")
-                recipe = recipe_of(saved)
-                cfg = from_dict(recipe.config_cls, saved)
+                recipe, cfg = recipe_of(checkpoint_config(run / "checkpoint.safetensors"))
             print(f"wrote {recipe.export(cfg, run, Path(args.export))}")
             return 0
         torch.manual_seed(cfg.data.seed)
