@@ -8,6 +8,16 @@
 - edges: Pearson correlation of the HED edge maps of output and content (structure kept, measured by an
   output training never optimises; higher is better).
 
+Artefact scores, on the output at the size it was made (no VGG; `artefacts`):
+- grid: for each axis, the mean absolute difference between neighbouring columns (rows) is a 1-D profile;
+  Hann-windowed, its real-FFT magnitude is searched for the highest peak at periods 2, 4, 8 and 16 px
+  (+-1 bin), divided by the spectrum's median magnitude; mean of the two axes. A decoder's block grid
+  shows as a peak at its period; paintings and photos score about 3.5-5.
+- grid_any: the same with the highest peak at any period of 2-24 px (a resampled output moves a grid
+  off the powers of two; it must not hide it).
+- border: the colour step (0-255) between the outer 8 px band and the next 8 px band: per side, the
+  mean absolute difference of the two bands' mean colours over the channels; mean of the four sides.
+  Bright or dark frames (e.g. from an encoder's zero padding) raise it; photos score about 3.
 One VGG pass per image serves both: the HED detector runs on an encoder that also returns the metric taps.
 Reference features (content: relu4_1 + edges; style: channel statistics) are computed once per image.
 
@@ -22,16 +32,18 @@ from typing import Mapping, Sequence
 import torch
 from einops import rearrange
 
-from models import functional as Fn
-from models.hed import HED, HED_TAPS
-from models.io import WeightsError, load_into, load_tensors
-from models.pretrained import load_encoder_config
-from models.vgg import EncoderConfig, VGGEncoder
+from stylemix.models import functional as Fn
+from stylemix.models.hed import HED, HED_TAPS
+from stylemix.models.io import WeightsError, load_into, load_tensors
+from stylemix.models.pretrained import load_encoder_config
+from stylemix.models.vgg import EncoderConfig, VGGEncoder
 
 STAT_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 CONTENT_TAP = "relu4_1"
 METRICS = ("style_stat", "content", "edges")
 HIGHER_IS_BETTER = {"style_stat": False, "content": False, "edges": True}
+ARTEFACTS = ("grid", "grid_any", "border")
+GRID_PERIODS = (2, 4, 8, 16)
 
 Stats = dict[str, tuple[torch.Tensor, torch.Tensor]]  # {tap: (mean (b, c), std (b, c))}
 
@@ -170,3 +182,43 @@ class Evaluator:
             out["content"].append(content_distance(feats[CONTENT_TAP], content.feat).expand(n))
             out["edges"].append(edge_correlation(edges, content.edges).expand(n))
         return {m: torch.cat(v).cpu() for m, v in out.items()}
+
+
+# -- artefacts ---------------------------------------------------------------------------------------
+def _peak_ratio(profile: torch.Tensor, periods: Sequence[int] | None, span: tuple[float, float] = (2, 24)) -> float:
+    """Highest Hann-windowed rFFT magnitude of a 1-D profile at `periods` (+-1 bin), or at any period in
+    `span` when periods is None, over the median magnitude of the spectrum."""
+    n = profile.numel()
+    x = (profile.double() - profile.double().mean()) * torch.hann_window(n, periodic=False, dtype=torch.float64)
+    mag = torch.fft.rfft(x).abs()  # bins 0..n//2, bin k = period n/k
+    median = mag[1:].median().clamp_min(1e-12)
+    if periods is None:
+        lo, hi = max(1, int(n / span[1])), min(len(mag) - 1, int(round(n / span[0])))
+        bins = range(lo, hi + 1)
+    else:
+        bins = {b for p in periods for b in range(round(n / p) - 1, round(n / p) + 2) if 1 <= b < len(mag)}
+    return float(max(mag[b] for b in bins) / median)
+
+
+def grid_scores(image: torch.Tensor) -> tuple[float, float]:
+    """(grid, grid_any) of one image (3, h, w) or (1, 3, h, w) in [0, 1]: see the module docstring."""
+    img = image.reshape(-1, *image.shape[-2:]).float() * 255  # (c, h, w)
+    cols = (img[:, :, 1:] - img[:, :, :-1]).abs().mean(dim=(0, 1))  # (w-1,) profile along x
+    rows = (img[:, 1:, :] - img[:, :-1, :]).abs().mean(dim=(0, 2))  # (h-1,) profile along y
+    grid = (_peak_ratio(cols, GRID_PERIODS) + _peak_ratio(rows, GRID_PERIODS)) / 2
+    grid_any = (_peak_ratio(cols, None) + _peak_ratio(rows, None)) / 2
+    return grid, grid_any
+
+
+def border_score(image: torch.Tensor, band: int = 8) -> float:
+    """Colour step (0-255) between the outer `band` px and the next `band` px, mean over the four sides."""
+    img = image.reshape(-1, *image.shape[-2:]).float() * 255  # (c, h, w)
+    sides = [(img[:, :band], img[:, band:2 * band]), (img[:, -band:], img[:, -2 * band:-band]),
+             (img[:, :, :band], img[:, :, band:2 * band]), (img[:, :, -band:], img[:, :, -2 * band:-band])]
+    return float(torch.stack([(o.mean(dim=(1, 2)) - i.mean(dim=(1, 2))).abs().mean() for o, i in sides]).mean())
+
+
+def artefacts(images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """{grid, grid_any, border} -> (b,) of outputs (b, 3, h, w) in [0, 1], at the size they were made."""
+    rows = [(*grid_scores(im), border_score(im)) for im in images]
+    return {name: torch.tensor([r[k] for r in rows]) for k, name in enumerate(ARTEFACTS)}

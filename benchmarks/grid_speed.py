@@ -43,12 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from skimage import data
 
-    from benchmarks.speed import _build_model
-    from inference.api import Stylizer
-    from inference.grid import bilinear_grid
+    from benchmarks.speed import build_model
+    from stylemix.inference.api import Stylizer
+    from stylemix.inference.grid import bilinear_grid
 
     torch.set_num_threads(args.threads)
-    model, source = _build_model(args.model)
+    model, source = build_model(args.model)
     s = Stylizer(model)
     content = np.asarray(data.astronaut())
     codes = s.style_codes(args.styles)

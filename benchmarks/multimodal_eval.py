@@ -27,14 +27,14 @@ if str(ROOT) not in sys.path:  # run as a script from a clean clone
 from benchmarks._metrics import METRICS, Evaluator  # noqa: E402
 from benchmarks.quality import (DEFAULT_DATA, EvalSet, format_table, load_checkpoint_model,  # noqa: E402
                                 model_maker, quantize, run_method, select_pairs)
-from models import multimodal as MM  # noqa: E402
-from models.io import atomic_write  # noqa: E402
+from stylemix.models import multimodal as MM  # noqa: E402
+from stylemix.models.io import atomic_write  # noqa: E402
 
 
 def modes_maker(model: torch.nn.Module, data: EvalSet, device: torch.device, config: MM.MultimodalConfig,
                 stages: dict[str, float], splits: list[dict]):
     """Outputs of multi-modal transfer; adds stage seconds to `stages` and one split record per image."""
-    from inference.images import crop_to, pad_to_multiple
+    from stylemix.inference.images import crop_to, pad_to_multiple
 
     taps, one = model.mix_taps, torch.ones(1, device=device)
 
@@ -90,7 +90,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from models.pretrained import load_model, resolve_encoder
+    from stylemix.models.pretrained import load_model, resolve_encoder
 
     args = parse_args(argv)
     if args.threads:

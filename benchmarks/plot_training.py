@@ -15,45 +15,11 @@ import json
 import sys
 from pathlib import Path
 
-MAX_GAP_S = 600.0  # a pause longer than this between two log records is not training time
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script from a clean clone
+    sys.path.insert(0, str(ROOT))
 
-
-def read_jsonl(path: str | Path) -> list[dict]:
-    """Records of a JSONL file; blank and half-written (last) lines are skipped."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such log file: {path}")
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
-
-
-def hours_axis(records: list[dict], max_gap: float = MAX_GAP_S) -> list[float]:
-    """Cumulative training hours at each log record (file order): the sum of the time between consecutive
-    records, leaving out gaps longer than `max_gap` seconds (the run was stopped and later resumed)."""
-    hours, total, prev = [], 0.0, None
-    for r in records:
-        t = r.get("time")
-        if t is not None and prev is not None and 0 < t - prev <= max_gap:
-            total += t - prev
-        prev = t if t is not None else prev
-        hours.append(total / 3600.0)
-    return hours
-
-
-def training_hours(records: list[dict], step: int, max_gap: float = MAX_GAP_S) -> float | None:
-    """Training hours spent to reach `step`: the cumulative hours at the last record with step <= `step`
-    (after a resume the re-run steps count as time spent). None when no record qualifies."""
-    best = None
-    for r, h in zip(records, hours_axis(records, max_gap)):
-        if r.get("step", 0) <= step:
-            best = h
-    return best
-
+from stylemix.training.runlog import hours_axis, read_jsonl, training_hours  # noqa: E402,F401
 
 def ema(values: list[float], beta: float) -> list[float]:
     """Exponential moving average with bias correction."""
@@ -76,7 +42,7 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> Path:
-    from models.io import atomic_write
+    from stylemix.models.io import atomic_write
 
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight"))
     return path

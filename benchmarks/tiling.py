@@ -53,12 +53,11 @@ def naive_tiles(s, x, codes, tile: int):
 
 
 def seams(args) -> dict:
-    import torch
 
-    from benchmarks.speed import _build_model
-    from inference.api import Stylizer
+    from benchmarks.speed import build_model
+    from stylemix.inference.api import Stylizer
 
-    model, source = _build_model(args.model)
+    model, source = build_model(args.model)
     s = Stylizer(model)
     codes = s.style_codes(STYLES)
     x = photo(args.seam_width, args.seam_height)
@@ -82,11 +81,11 @@ def large_worker(cfg: dict) -> dict:
 
     import torch
 
-    from benchmarks.speed import _build_model
-    from inference.api import Stylizer
+    from benchmarks.speed import build_model
+    from stylemix.inference.api import Stylizer
 
     torch.set_num_threads(cfg["threads"])
-    model, source = _build_model(cfg["model"])
+    model, source = build_model(cfg["model"])
     s = Stylizer(model)
     x = photo(cfg["width"], cfg["height"])
     w0, c0 = time.perf_counter(), time.process_time()
@@ -94,7 +93,7 @@ def large_worker(cfg: dict) -> dict:
                           return_tensor=True, progress=True)
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     if cfg.get("save"):
-        from inference.images import save_image
+        from stylemix.inference.images import save_image
 
         save_image(out, cfg["save"])
     return {"model": source, "size": [cfg["width"], cfg["height"]], "tile": cfg["tile"], "halo": cfg["halo"],

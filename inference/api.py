@@ -1,37 +1,50 @@
 """The Python API: `Stylizer` turns a content image and K weighted styles into one stylised image.
 
-    from inference import Stylizer
+    from stylemix import Stylizer
     s = Stylizer.from_pretrained()                       # weights/adain-vgg16
     img = s.stylize("photo.jpg", ["a.jpg", "b.jpg"], weights=[0.7, 0.3], alpha=0.9)
 
-Styles are encoded once into `StyleCode`s (per-tap channel mean/std); any number of cached codes
-then costs one content pass, because blending happens in the statistics (models.functional.mix).
-Letters: k - styles, b - batch, c - channels, h/w - height/width.
+Styles are encoded once into codes (`StyleCode`s, per-tap channel mean/std, for AdaIN models); any
+number of cached codes then costs one content pass, because blending happens in the statistics
+(models.functional.mix). The Stylizer talks to its model only through the contract in
+models/contract.py; optional features (tiling, modes, saved styles) are checked against the model's
+`capabilities` and refused with a message naming the models that offer them.
+Letters: k - styles, n - cells (output images), b - batch, c - channels, h/w - height/width.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from pathlib import Path
 from typing import Sequence, Union
 
 import torch
 from einops import rearrange
 from PIL import Image
-from torch import nn
 
-from models import functional as Fn
-from models.io import WeightsError
-from models.mixing import StyleCode
-from models.multimodal import MultimodalConfig, label_colours, require_maxflow, stylize_modes
-from models.stytr2 import StyleTokens
-from models.vgg import tap_channels
+from ..models import functional as Fn
+from ..models import pretrained
+from ..models.contract import StyleCodeLike, StyleModel, per_image_alpha
+from ..models.device import resolve_device
+from ..models.io import WeightsError
+from ..models.multimodal import MultimodalConfig, label_colors, require_maxflow, stylize_modes
+from ..models.precision import auto_dtype
+from ..models.registry import require_capability
 
-from .images import IMAGE_EXTENSIONS, ImageLike, crop_to, load_image, load_mask, pad_to_multiple, to_pil
+from . import grid as G
+from . import tiling
+from .detail import Frame, guided_upsample, luminance, resize, working_size
+from .images import IMAGE_EXTENSIONS, ImageLike, load_image, load_mask, save_image, to_pil
+from .styles import load_style, read_metadata, resolve_style
 
-StyleLike = Union[ImageLike, StyleCode]
+StyleLike = Union[ImageLike, StyleCodeLike]
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-PRESERVE_COLOR = ("luminance", "histogram", "match")
+# Long side the model paints at with style_scale=1: a larger image is stylised at this size and lifted to
+# full size by guided upsampling (inference/detail.py), so strokes keep the same size relative to the
+# image from 512 px to 4K instead of shrinking to noise.
+WORK_SIZE = 512
+PRESERVE_COLOR = Fn.PRESERVE_COLOR
 NO_DECODER = ("no trained decoder is installed (looked for {where}); train one with "
               "'stylemix train --out runs/a' then 'stylemix train --out runs/a --export weights/adain-vgg16', "
               "or convert the original AdaIN weights with 'stylemix weights convert adain --vgg vgg_normalised.pth "
@@ -39,47 +52,60 @@ NO_DECODER = ("no trained decoder is installed (looked for {where}); train one w
 NO_STYTR2 = ("no StyTr² weights are installed (looked for {where}); convert the published release with "
              "'stylemix weights convert stytr2 --vgg vgg_normalised.pth --decoder decoder_iter_160000.pth "
              "--transformer transformer_iter_160000.pth --embedding embedding_iter_160000.pth -o weights/stytr2', "
-             "or train one with 'python -m training.stytr2_task --out runs/stytr2' and export it there")
+             "or train one with 'stylemix train --model stytr2 --out runs/stytr2' and export it there")
 
 
 class Stylizer:
-    """A loaded model plus the image handling around it.
+    """A loaded style model plus the image handling around it.
+
+    Every model offers the contract (models/contract.py): `stylize`, the grids (`render`, `sweep`, `grid`,
+    `alpha_sweep`) and `encode_style` work with any of them. Some options need a capability the model
+    declares (`model.capabilities`): `stylize_tiled` needs `tiling`, `modes > 1` needs `modes`, saved
+    codes (.safetensors) and built-in style names need `style_bank`; a model without it refuses them
+    with a message (AdaIN models offer all three; StyTr² none).
 
     Args:
-        model: a model with `stride`, `encode`, `style_code`, `mix` and `decode` (e.g. AdaINModel).
+        model: a style model (`models.contract.StyleModel`, e.g. from `models.create_model`).
         device: torch device to run on.
-        dtype: 'fp32' or 'bf16' (autocast; statistics and blending stay in float32).
+        dtype: 'auto' (bf16 where the device computes it natively, see models/precision.py; else fp32), 'fp32'
+            or 'bf16' (autocast; statistics and blending stay in float32). `self.dtype` is 'fp32' or 'bf16'.
     """
 
-    def __init__(self, model: nn.Module, device: str | torch.device = "cpu", dtype: str = "fp32"):
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
-        self.device = torch.device(device)
+    def __init__(self, model: StyleModel, device: str | torch.device = "cpu", dtype: str = "auto"):
+        if not isinstance(model, StyleModel):
+            raise TypeError(f"{type(model).__name__} is not a style model: it must offer stride, capabilities, "
+                            f"style_code, check_codes, encode_content and stylize (models/contract.py)")
+        if dtype not in ("auto", *DTYPES):
+            raise ValueError(f"dtype must be one of {['auto', *sorted(DTYPES)]}, got {dtype!r}")
+        self.device = resolve_device(device)
+        if dtype == "auto":
+            dtype = "bf16" if auto_dtype(self.device) == torch.bfloat16 else "fp32"
         self.model = model.to(self.device).eval()
         self.dtype = dtype
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike | None = None, device: str | torch.device = "cpu",
-                        encoder: str | None = None, dtype: str = "fp32") -> "Stylizer":
+                        encoder: str | None = None, dtype: str = "auto") -> "Stylizer":
         """Load a weights dir (a path, or a name under weights/; default 'adain-vgg16').
 
         Args:
             name_or_path: model dir or name.
-            encoder: encoder preset or dir overriding the one the model names.
+            encoder: encoder preset or dir overriding the one the model names (models with
+                capabilities.encoder_choice only; others refuse it).
             device, dtype: see the class.
 
         Raises:
-            WeightsError if no decoder is installed or the files do not fit.
+            WeightsError if no decoder is installed or the files do not fit; ValueError for `encoder` with a
+            model that cannot use it.
         """
-        from models import pretrained
-
         try:
             pretrained.resolve_model_dir(None if name_or_path is None else str(name_or_path))
         except WeightsError as e:
             if name_or_path is None or str(name_or_path) == pretrained.DEFAULT_MODEL:
-                raise WeightsError(NO_DECODER.format(where=pretrained.REPO_WEIGHTS / pretrained.DEFAULT_MODEL)) from None
+                where = pretrained.shipped_weights() / pretrained.DEFAULT_MODEL
+                raise WeightsError(NO_DECODER.format(where=where)) from None
             if str(name_or_path) == "stytr2":
-                raise WeightsError(NO_STYTR2.format(where=pretrained.REPO_WEIGHTS / "stytr2")) from None
+                raise WeightsError(NO_STYTR2.format(where=pretrained.shipped_weights() / "stytr2")) from None
             raise WeightsError(f"{e}; pass a model directory (config.json + decoder.safetensors)") from None
         model, _ = pretrained.load_model(None if name_or_path is None else str(name_or_path), encoder, device,
                                          log=_log_stderr)
@@ -90,27 +116,56 @@ class Stylizer:
         """Content sizes are padded to multiples of this internally."""
         return int(self.model.stride)
 
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The precision context every model call runs in (bf16 autocast, or nothing for fp32)."""
+        if self.dtype == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=DTYPES[self.dtype])
+
     # --- styles ---------------------------------------------------------------------------------------
 
-    def encode_style(self, image: ImageLike, max_size: int | None = 512) -> StyleCode:
-        """One style image -> its StyleCode (float32, CPU; save with inference.styles.save_style)."""
+    def encode_style(self, image: ImageLike, max_size: int | None = 512) -> StyleCodeLike:
+        """One style image -> its code (float32, CPU): a StyleCode for AdaIN models (save it with
+        inference.styles.save_style), StyleTokens for StyTr²."""
         x = load_image(image, max_size).to(self.device)
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode(), self.autocast():
             code = self.model.style_code(x)[0]
-        return _plain_code(code) if isinstance(code, StyleCode) else code.cpu_copy()  # StyTr²: StyleTokens
+        return code.cpu_copy()
 
-    def encode_styles(self, images: Sequence[ImageLike], max_size: int | None = 512) -> list[StyleCode]:
-        """Several style images -> their StyleCodes, in order."""
+    def encode_styles(self, images: Sequence[ImageLike], max_size: int | None = 512) -> list[StyleCodeLike]:
+        """Several style images -> their codes, in order."""
         return [self.encode_style(im, max_size) for im in images]
 
-    def style_codes(self, styles: StyleLike | Sequence[StyleLike], max_size: int | None = 512) -> list[StyleCode]:
-        """Resolve one or a list of styles (image, path, StyleCode, saved code .safetensors, or built-in name)."""
+    def style_codes(self, styles: StyleLike | Sequence[StyleLike], max_size: int | None = 512) -> list[StyleCodeLike]:
+        """Resolve one or a list of styles (image, path, code, saved code .safetensors, or built-in name) into
+        codes this model can use (checked by `model.check_codes`)."""
         items = list(styles) if isinstance(styles, (list, tuple)) else [styles]
         if not items:
             raise ValueError("at least one style is needed")
-        codes = [s if isinstance(s, (StyleCode, StyleTokens)) else _resolve_style(self, s, max_size) for s in items]
-        _check_codes(codes, self.model)
+        codes = [s if isinstance(s, StyleCodeLike) else self._resolve_style(s, max_size) for s in items]
+        self.model.check_codes(codes)
         return codes
+
+    def _resolve_style(self, style: ImageLike, max_size: int | None) -> StyleCodeLike:
+        """An image, an image path, a saved code (.safetensors) or a built-in style name -> a code."""
+        if isinstance(style, (str, os.PathLike)):
+            path = Path(style).expanduser()
+            saved = path.suffix.lower() == ".safetensors" and path.is_file()
+            if not saved and not path.exists():
+                if path.suffix.lower() in IMAGE_EXTENSIONS or os.sep in str(style) or "/" in str(style):
+                    raise FileNotFoundError(f"style image not found: {style}")
+            if saved or not path.exists():
+                require_capability(self.model, "style_bank", f"saved or built-in styles ({str(style)!r}: statistics "
+                                                             f"codes); pass a style image instead")
+                encoder = self.model.encoder_name or None
+                if not saved:
+                    return resolve_style(str(style), encoder=encoder)
+                got = read_metadata(path).get("encoder")
+                if encoder and got and got != encoder:
+                    raise ValueError(f"style code {path} was computed with encoder {got!r}, but this model uses "
+                                     f"{encoder!r}; use an image of the style instead")
+                return load_style(path)
+        return self.encode_style(style, max_size)
 
     # --- stylisation ----------------------------------------------------------------------------------
 
@@ -118,53 +173,58 @@ class Stylizer:
                 weights: Sequence[float] | None = None, alpha: float = 1.0, max_size: int | None = 1024,
                 preserve_color: str | None = None, masks: Sequence[ImageLike] | None = None,
                 return_tensor: bool = False, style_size: int | None = 512, modes: int = 1,
-                smoothness: float = 0.3, label_map_path: str | os.PathLike | None = None) -> Image.Image | torch.Tensor:
+                smoothness: float | None = None, label_map_path: str | os.PathLike | None = None,
+                style_scale: float | None = 1.0) -> Image.Image | torch.Tensor:
         """Stylise one content image with a weighted blend of K styles, in one forward pass.
 
         Args:
             content: path, PIL image, array or tensor; any size and aspect ratio.
-            styles: one style or a list (paths, images, StyleCodes, saved codes, built-in names).
+            styles: one style or a list (paths, images, codes; saved codes and built-in names need a model with
+                capabilities.style_bank).
             weights: K non-negative weights (normalised); None = equal.
-            alpha: 0 = content reconstruction, 1 = fully stylised.
+            alpha: 0 = the content image itself (exactly; preserve_color then has nothing to do), 1 = fully
+                stylised.
             max_size: downscale the content so its long side is at most this (None: keep).
-            preserve_color: None, 'luminance' (keep the content's chroma) or 'histogram'/'match' (match the
-                content's colour statistics); applied to the blended output.
+            preserve_color: None, 'luminance' (keep the content's chroma), 'match' (the content's colour mean and
+                covariance) or 'histogram' (the content's per-channel histograms); applied to the blended output.
             masks: K masks (soft allowed) giving where each style applies; resized if they have the
                 content's aspect ratio. Combined with `weights` per pixel.
             return_tensor: return (1, 3, h, w) float in [0, 1] instead of a PIL image.
             style_size: long side style images are encoded at.
             modes: split each style into this many modes and give each content region the mode that fits it
-                (models/multimodal.py; needs style images and PyMaxflow). 1 = plain AdaIN.
-            smoothness: how strongly neighbouring content pixels keep the same mode (modes > 1).
+                (models/multimodal.py; needs style images, PyMaxflow and capabilities.modes). 1 = plain transfer.
+            smoothness: with modes > 1, how strongly neighbouring content pixels keep the same mode (default 0.3);
+                refused with modes = 1, where it would do nothing.
             label_map_path: with modes > 1, save the content's mode labels here as an image, a colour per
                 mode (several styles: their maps side by side).
+            style_scale: stroke size. The model paints at a long side of at most 512 / style_scale px and a
+                larger image is lifted to its size by guided upsampling, which restores the photo's detail:
+                1 (default) gives the same strokes relative to the image at any size; 2 doubles them, 0.5
+                halves them; None paints at full resolution (strokes a fixed number of pixels wide).
 
         Returns:
             PIL RGB image (or tensor) of the content's (possibly max_size-reduced) size.
         """
-        if preserve_color is not None and preserve_color not in PRESERVE_COLOR:
-            raise ValueError(f"preserve_color must be None or one of {PRESERVE_COLOR}, got {preserve_color!r}")
+        _check_preserve_color(preserve_color)
+        work = _work_size(style_scale)
         if not 0.0 <= float(alpha) <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-        mm = _multimodal_config(self.model, modes, smoothness, label_map_path)  # None for plain AdaIN
+        mm = self._multimodal_config(modes, smoothness, label_map_path)  # None for plain transfer
         codes = self.style_codes(styles, style_size) if mm is None else _style_images(styles, style_size)
         w = Fn.validate_weights(weights, len(codes))
         x = load_image(content, max_size).to(self.device)
-        padded, size = pad_to_multiple(x, self.stride)
+        xw = resize(x, working_size(tuple(x.shape[-2:]), work))  # the image the model paints
+        frame = Frame(tuple(xw.shape[-2:]))
+        padded = frame.apply(xw, self.stride)
         if masks is not None:
-            w = _mask_weights(masks, w, size, self.stride).to(self.device)  # (k, 1, 1, H, W)
+            w = _mask_weights(masks, w, frame, self.stride).to(self.device)  # (k, 1, 1, H, W)
+        out, labels = self._forward(padded, codes, w, float(alpha), modes=mm)
         with torch.inference_mode():
-            with self._autocast():
-                if mm is None:
-                    out = self._forward(padded, codes, w, float(alpha))
-                else:
-                    images = [c.to(self.device) for c in codes]
-                    out, labels = stylize_modes(self.model, padded, images, w, mm, float(alpha))
-            out = apply_preserve_color(crop_to(out.float(), size), x, preserve_color)
-        if mm is not None and label_map_path is not None:
-            from .images import save_image
-
-            maps = [crop_to(label_colours(lab, mm.modes, tuple(padded.shape[-2:])), size) for lab in labels]
+            out = Fn.preserve_color(_lift(frame.crop(out), xw, x), x, preserve_color)
+            if float(alpha) == 0.0:  # alpha 0 is the content image itself, exactly: decoding the content's own
+                out = x  # features would only add the decoder's reconstruction error (~32/255 mean, shipped model)
+        if labels is not None and label_map_path is not None:
+            maps = [frame.crop(label_colors(lab, mm.modes, tuple(padded.shape[-2:]))) for lab in labels]
             save_image(torch.cat(maps, -1).cpu(), label_map_path)
         out = out.clone()  # a normal tensor, usable outside inference mode
         return out.cpu() if return_tensor else to_pil(out)
@@ -173,82 +233,178 @@ class Stylizer:
                       weights: Sequence[float] | None = None, alpha: float = 1.0, tile: int = 512, halo: int = 64,
                       max_size: int | None = None, preserve_color: str | None = None,
                       masks: Sequence[ImageLike] | None = None, return_tensor: bool = False,
-                      style_size: int | None = 512, progress: bool = False) -> Image.Image | torch.Tensor:
+                      style_size: int | None = 512, progress: bool = False,
+                      style_scale: float | None = None) -> Image.Image | torch.Tensor:
         """`stylize` for images larger than memory allows: overlapping tiles of at most `tile` px with
         `halo` px of context, whole-image content statistics, seamless crossfades (inference/tiling.py).
-        The content is kept at full size unless `max_size` is given."""
-        from .tiling import stylize_tiled
-
-        if preserve_color is not None and preserve_color not in PRESERVE_COLOR:
-            raise ValueError(f"preserve_color must be None or one of {PRESERVE_COLOR}, got {preserve_color!r}")
+        The content is kept at full size unless `max_size` is given, and painted at full resolution unless
+        `style_scale` is given (as in `stylize`: then the tiles cover the working size). Needs
+        capabilities.tiling."""
+        require_capability(self.model, "tiling", "tiled stylisation (stylize_tiled, --tile)")
+        _check_preserve_color(preserve_color)
+        if not 0.0 <= float(alpha) <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         codes = self.style_codes(styles, style_size)
-        out = stylize_tiled(self, content, codes, Fn.validate_weights(weights, len(codes)), alpha, tile, halo,
-                            max_size=max_size, masks=masks, preserve_color=preserve_color, progress=progress)
+        w = Fn.validate_weights(weights, len(codes))
+        x = load_image(content, max_size)
+        xw = resize(x, working_size(tuple(x.shape[-2:]), _work_size(style_scale)))
+        frame = Frame(tuple(xw.shape[-2:]))
+        padded = frame.apply(xw, self.stride)
+        if masks is not None:
+            w = _mask_weights(masks, w, frame, self.stride)  # (k, 1, 1, H, W), cropped per window
+        if float(alpha) == 0.0:  # the content itself, as in `stylize`
+            return x if return_tensor else to_pil(x)
+        out = tiling.stylize_tiled(self.model, padded, codes, w, float(alpha), tile, halo, device=self.device,
+                                   autocast=self.autocast, progress=progress)
+        with torch.inference_mode():
+            out = Fn.preserve_color(_lift(frame.crop(out), xw, x), x, preserve_color).clone()
         return out if return_tensor else to_pil(out)
 
-    def sweep(self, content: ImageLike, styles: Sequence[StyleLike], steps: int = 5, **kw):
-        """Blend weights swept along a path (style 1 -> 2 -> ... -> K, or an explicit `path` of weight
-        vectors); one content encoding, batched decoding. Returns (cells (n, 3, h, w), grid PIL image).
-        Options: see inference.grid.sweep."""
-        from .grid import sweep
+    def render(self, content: ImageLike, codes: Sequence[StyleCodeLike], weights: torch.Tensor,
+               alphas: torch.Tensor, max_size: int | None = 512, preserve_color: str | None = None,
+               batch_size: int | None = None) -> torch.Tensor:
+        """Stylise one content with n (weights, alpha) cells: one content encoding, batched stylisation.
 
-        return sweep(self, content, styles, steps, **kw)
+        Args:
+            content: the content image (anything `load_image` reads).
+            codes: K codes (`style_codes`).
+            weights: (n, k) normalised weights, one row per cell.
+            alphas: (n,) alphas in [0, 1].
+            max_size: long side the content is processed at (the cell size).
+            preserve_color: as in `stylize`.
+            batch_size: cells stylised together (bounds memory). Default: 1 on CPU, where batching is slower
+                (measured: 25 cells at 256 px in 7.4 s one by one vs 11.0 s in batches of 8: the batch's
+                full-resolution activations fall out of cache), 8 on accelerators.
 
-    def grid(self, content: ImageLike, styles: Sequence[StyleLike], steps: int = 5, **kw):
-        """steps x steps bilinear blend of 4 corner styles (or 2 styles x alpha with alpha_axis=True).
-        Returns (cells row-major, grid PIL image). Options: see inference.grid.grid."""
-        from .grid import grid
+        Returns:
+            (n, 3, h, w) float32 CPU tensor in [0, 1].
+        """
+        _check_preserve_color(preserve_color)
+        if weights.dim() != 2 or weights.shape[1] != len(codes) or weights.shape[0] != alphas.numel():
+            raise ValueError(f"weights must be (cells, {len(codes)}) with one alpha per cell, got "
+                             f"{tuple(weights.shape)} and {alphas.numel()} alphas")
+        if batch_size is None:
+            batch_size = 1 if self.device.type == "cpu" else 8
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        x = load_image(content, max_size).to(self.device)
+        frame = Frame(tuple(x.shape[-2:]))
+        cells, _ = self._forward(frame.apply(x, self.stride), codes, weights.T, alphas, batch_size=batch_size)
+        with torch.inference_mode():
+            cells = Fn.preserve_color(frame.crop(cells), x.expand(len(cells), -1, -1, -1), preserve_color)
+            cells[torch.as_tensor(alphas).flatten().expand(len(cells)).to(cells.device) == 0] = x  # as in `stylize`
+        return cells.cpu().clone()
 
-        return grid(self, content, styles, steps, **kw)
+    def sweep(self, content: ImageLike, styles: Sequence[StyleLike], steps: int = 5,
+              path: Sequence[Sequence[float]] | torch.Tensor | None = None, alpha: float | Sequence[float] = 1.0,
+              max_size: int | None = 512, preserve_color: str | None = None, labels: bool = False,
+              names: Sequence[str] | None = None, style_size: int | None = 512,
+              batch_size: int | None = None) -> tuple[torch.Tensor, Image.Image]:
+        """Sweep the blend weights along a path (default: style 1 -> 2 -> ... -> K) in one row; one content
+        encoding, batched stylisation.
 
-    def alpha_sweep(self, content: ImageLike, style: StyleLike | Sequence[StyleLike], steps: int = 5, **kw):
-        """alpha from 0 (content) to 1 (full style) in one row. Returns (cells, grid PIL image).
-        Options: see inference.grid.alpha_sweep."""
-        from .grid import alpha_sweep
+        Args:
+            styles: K >= 2 styles (or K >= 1 with an explicit path).
+            steps: cells along the default path (not used when `path` is given).
+            path: explicit (n, K) weight vectors, one per cell.
+            alpha: one alpha, or one per cell.
+            labels: write the weights under each cell; `names` replace the letters A, B, ...
+            max_size, preserve_color, style_size, batch_size: as in `stylize` and `render`.
 
-        return alpha_sweep(self, content, style, steps, **kw)
+        Returns:
+            (cells (n, 3, h, w) in [0, 1], the 1 x n grid image).
+        """
+        codes = self.style_codes(styles, style_size)
+        return self._figure(content, codes, G.sweep_layout(len(codes), steps, path, alpha, labels, names),
+                            max_size, preserve_color, batch_size)
 
-    def _forward(self, content: torch.Tensor, codes: Sequence[StyleCode], weights: torch.Tensor,
-                 alpha: float) -> torch.Tensor:
-        """The model step: padded content (1, 3, H, W) + K codes + weights ((k,) or (k, 1, 1, H, W))
-        -> stylised (1, 3, H, W) in [0, 1]. One encode, one blend, one decode."""
-        if not hasattr(self.model, "mix"):  # StyTr²: blends inside its attention, in its own forward
-            return self.model(content, codes, weights, alpha).float()
-        feats = self.model.encode(content)
-        return self.model.decode(self.model.mix(feats, codes, weights, alpha)).float().clamp(0, 1)
+    def grid(self, content: ImageLike, styles: Sequence[StyleLike], steps: int = 5, alpha: float = 1.0,
+             alpha_axis: bool = False, max_size: int | None = 256, preserve_color: str | None = None,
+             labels: bool = False, names: Sequence[str] | None = None, style_size: int | None = 512,
+             batch_size: int | None = None) -> tuple[torch.Tensor, Image.Image]:
+        """A steps x steps grid: the bilinear blend of 4 corner styles (A top-left, B top-right, C bottom-left,
+        D bottom-right), or with `alpha_axis` and 2 styles: A -> B across, alpha 0 -> `alpha` down.
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.dtype == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=DTYPES[self.dtype])
+        Returns:
+            (cells (steps*steps, 3, h, w) row-major, the grid image).
+        """
+        G.check_steps(steps)
+        codes = self.style_codes(styles, style_size)
+        return self._figure(content, codes, G.grid_layout(len(codes), steps, alpha, alpha_axis, labels, names),
+                            max_size, preserve_color, batch_size)
+
+    def alpha_sweep(self, content: ImageLike, style: StyleLike | Sequence[StyleLike], steps: int = 5,
+                    weights: Sequence[float] | None = None, end: float = 1.0, max_size: int | None = 512,
+                    preserve_color: str | None = None, labels: bool = False, names: Sequence[str] | None = None,
+                    style_size: int | None = 512, batch_size: int | None = None) -> tuple[torch.Tensor, Image.Image]:
+        """alpha from 0 (the content itself) to `end` (default 1, full style) in one row; `style` may be
+        one style or a list blended with `weights`.
+
+        Returns:
+            (cells (steps, 3, h, w), the 1 x steps grid image).
+        """
+        codes = self.style_codes(style, style_size)
+        return self._figure(content, codes, G.alpha_sweep_layout(len(codes), steps, weights, end, labels, names),
+                            max_size, preserve_color, batch_size)
+
+    def _figure(self, content: ImageLike, codes: Sequence[StyleCodeLike], layout: G.Layout, max_size: int | None,
+                preserve_color: str | None, batch_size: int | None) -> tuple[torch.Tensor, Image.Image]:
+        cells = self.render(content, codes, layout.weights, layout.alphas, max_size, preserve_color, batch_size)
+        return cells, G.grid_image(cells, layout.rows, layout.cols, layout.labels)
+
+    def _forward(self, content: torch.Tensor, codes: Sequence, weights: torch.Tensor,
+                 alpha: float | torch.Tensor, modes: MultimodalConfig | None = None,
+                 batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The model step, the one place where every stylisation but the tiled one runs the model: padded
+        content (1, 3, H, W) + K codes + weights + alpha -> stylised images, float32 in [0, 1].
+
+        Args:
+            content: (1, 3, H, W) on the device, H and W multiples of `stride`.
+            codes: K codes; with `modes`, K style images (1, 3, h, w) instead.
+            weights: (k,) or (k, 1, 1, H, W) for one image; (k, n) for n cells (then `alpha` is (n,)).
+            alpha: in [0, 1]; one per cell with (k, n) weights.
+            modes: multi-modal settings (capabilities.modes), or None.
+            batch_size: cells stylised per model call with (k, n) weights (None: all).
+
+        Returns:
+            (images (1 or n, 3, H, W), labels (k, 1, h, w) at the label tap with `modes`, else None).
+        """
+        with torch.inference_mode(), self.autocast():
+            if modes is not None:
+                images = [c.to(self.device) for c in codes]
+                out, labels = stylize_modes(self.model, content, images, weights, modes, float(alpha))
+                return out.float(), labels
+            if weights.dim() != 2 and float(alpha) == 0.0:  # the content itself (see `stylize`): no model work
+                return content.float().clone(), None
+            encoded = self.model.encode_content(content)
+            if weights.dim() != 2:
+                return self.model.stylize(encoded, codes, weights, float(alpha)).float(), None
+            n = weights.shape[1]
+            alphas, step = per_image_alpha(alpha, n), batch_size or n
+            return torch.cat([self.model.stylize(encoded, codes, weights[:, i:i + step], alphas[i:i + step]).float()
+                              for i in range(0, n, step)]), None
+
+    def _multimodal_config(self, modes: int, smoothness: float | None,
+                           label_map_path: str | os.PathLike | None) -> MultimodalConfig | None:
+        """Validated multi-modal settings, or None for plain transfer (modes == 1)."""
+        if isinstance(modes, int) and not isinstance(modes, bool) and modes == 1:
+            if smoothness is not None:
+                raise ValueError("smoothness only applies with modes > 1 (it weighs neighbouring pixels keeping "
+                                 "the same mode); drop it or set modes")
+            if label_map_path is not None:
+                raise ValueError("a label map needs modes > 1 (with one mode every pixel has the same label)")
+            return None
+        config = MultimodalConfig(modes=modes, **({} if smoothness is None else {"smoothness": smoothness}))
+        require_capability(self.model, "modes", "multi-modal transfer (modes > 1)")
+        require_maxflow()
+        return config
 
 
 # --- helpers -----------------------------------------------------------------------------------------
 
-def apply_preserve_color(out: torch.Tensor, content: torch.Tensor, mode: str | None) -> torch.Tensor:
-    """Colour preservation on stylised images (b, 3, h, w) against the content (b, 3, h, w), both in [0, 1]:
-    None (unchanged), 'luminance' (content chroma) or 'histogram'/'match' (content colour statistics)."""
-    if mode in ("histogram", "match"):
-        return Fn.match_colour(out, content)
-    if mode == "luminance":
-        return Fn.keep_luminance(out, content)
-    if mode is not None:
+def _check_preserve_color(mode: str | None) -> None:
+    if mode is not None and mode not in PRESERVE_COLOR:
         raise ValueError(f"preserve_color must be None or one of {PRESERVE_COLOR}, got {mode!r}")
-    return out
-
-
-def _multimodal_config(model: nn.Module, modes: int, smoothness: float,
-                       label_map_path: str | os.PathLike | None) -> MultimodalConfig | None:
-    """Validated multi-modal settings, or None for plain AdaIN (modes == 1)."""
-    config = MultimodalConfig(modes=modes, smoothness=smoothness)
-    if config.modes == 1:
-        if label_map_path is not None:
-            raise ValueError("a label map needs modes > 1 (with one mode every pixel has the same label)")
-        return None
-    if not hasattr(model, "mix_taps"):
-        raise ValueError(f"modes > 1 needs an AdaIN model (per-tap statistics + decoder), not {type(model).__name__}")
-    require_maxflow()
-    return config
 
 
 def _style_images(styles: StyleLike | Sequence[StyleLike], max_size: int | None) -> list[torch.Tensor]:
@@ -267,70 +423,40 @@ def _style_images(styles: StyleLike | Sequence[StyleLike], max_size: int | None)
                 raise ValueError(f"modes > 1 splits style images into modes, but {s!r} is a saved or built-in style "
                                  f"(statistics only); pass the style image instead")
             s = path
-        elif isinstance(s, (StyleCode, StyleTokens)):
+        elif isinstance(s, StyleCodeLike):
             raise ValueError(f"modes > 1 splits style images into modes, but style {i + 1} is a "
-                             f"{type(s).__name__} (statistics only); pass the style image instead")
+                             f"{type(s).__name__} (an encoded style); pass the style image instead")
         images.append(load_image(s, max_size))
     return images
 
 
 def _log_stderr(msg: str) -> None:
-    import sys
-
     print(msg, file=sys.stderr)
 
 
-def _plain_code(code: StyleCode) -> StyleCode:
-    """Detach a code from inference mode and the device: float32 CPU copies."""
-    return StyleCode({t: v.detach().float().cpu().clone() for t, v in code.mean.items()},
-                     {t: v.detach().float().cpu().clone() for t, v in code.std.items()})
+def _work_size(style_scale: float | None) -> int | None:
+    """Long side the model paints at for a stroke size (None: full resolution)."""
+    if style_scale is None:
+        return None
+    if not (isinstance(style_scale, (int, float)) and 0 < style_scale < float("inf")):
+        raise ValueError(f"style_scale must be a positive number (1 = default strokes) or None, got {style_scale!r}")
+    return max(16, round(WORK_SIZE / style_scale))
 
 
-def _resolve_style(stylizer: Stylizer, style: ImageLike, max_size: int | None) -> StyleCode:
-    """An image, an image path, a saved code (.safetensors) or a built-in style name -> StyleCode."""
-    if isinstance(style, (str, os.PathLike)):
-        path = Path(style).expanduser()
-        encoder = getattr(getattr(getattr(stylizer.model, "encoder", None), "config", None), "name", None) or None
-        if path.suffix.lower() == ".safetensors" and path.is_file():
-            from .styles import load_style, read_metadata
-
-            got = read_metadata(path).get("encoder")
-            if encoder and got and got != encoder:
-                raise ValueError(f"style code {path} was computed with encoder {got!r}, but this model uses "
-                                 f"{encoder!r}; use an image of the style instead")
-            return load_style(path)
-        if not path.exists():
-            if path.suffix.lower() in IMAGE_EXTENSIONS or os.sep in str(style) or "/" in str(style):
-                raise FileNotFoundError(f"style image not found: {style}")
-            from .styles import resolve_style
-
-            return resolve_style(str(style), encoder=encoder)
-    return stylizer.encode_style(style, max_size)
+def _lift(out: torch.Tensor, painted: torch.Tensor, full: torch.Tensor) -> torch.Tensor:
+    """The stylised image at the working size (b, 3, h, w) -> at full size, guided by the photo's detail."""
+    if out.shape[-2:] == full.shape[-2:]:
+        return out
+    return guided_upsample(out, luminance(painted.to(out)), luminance(full.to(out)))
 
 
-def _check_codes(codes: Sequence[StyleCode], model: nn.Module) -> None:
-    """Every code must carry the taps the model mixes, with the model's channel counts."""
-    arch = getattr(getattr(getattr(model, "encoder", None), "config", None), "arch", None)
-    if arch is None or not hasattr(model, "mix_taps"):
-        return
-    for i, code in enumerate(codes):
-        for tap in model.mix_taps:
-            c = tap_channels(arch, tap)
-            if tap not in code.mean:
-                raise ValueError(f"style {i + 1} has no statistics for {tap} (it has {list(code.taps)}); "
-                                 f"re-encode it with this model")
-            if code.mean[tap].numel() != c:
-                raise ValueError(f"style {i + 1} has {code.mean[tap].numel()} channels at {tap}, the model {c}; "
-                                 f"it was encoded with a different encoder")
-
-
-def _mask_weights(masks: Sequence[ImageLike], weights: torch.Tensor, size: tuple[int, int], stride: int) -> torch.Tensor:
-    """K masks + K global weights -> spatial weights (k, 1, 1, H, W) at the padded content size.
+def _mask_weights(masks: Sequence[ImageLike], weights: torch.Tensor, frame: Frame, stride: int) -> torch.Tensor:
+    """K masks + K global weights -> spatial weights (k, 1, 1, H, W) on the padded canvas of `frame`.
 
     Per pixel, weight_k = w_k m_k / sum_j w_j m_j; where no mask covers a pixel the global weights apply.
     Masks of a different resolution are resized when their aspect ratio matches the content's.
     """
-    k, (h, w) = len(weights), size
+    k, (h, w) = len(weights), frame.size
     masks = list(masks) if isinstance(masks, (list, tuple)) else [masks]
     if len(masks) != k:
         raise ValueError(f"got {len(masks)} masks for {k} styles; give one mask per style")
@@ -345,7 +471,10 @@ def _mask_weights(masks: Sequence[ImageLike], weights: torch.Tensor, size: tuple
             m = torch.nn.functional.interpolate(m, size=(h, w), mode="bilinear", align_corners=False,
                                                 antialias=hm > h)
         stack.append(m[0])
-    m, _ = pad_to_multiple(torch.stack(stack), stride)  # (k, 1, H, W)
+    if all(float(m.max()) <= 0 for m in stack):  # not "no masks": a mask inverted or the wrong file, most likely
+        raise ValueError(f"all {k} masks are zero (black) everywhere, so no style would apply anywhere; white marks "
+                         f"where a style applies")
+    m = frame.apply(torch.stack(stack), stride)  # (k, 1, H, W)
     num = weights.view(k, 1, 1, 1) * m.clamp_min(0)
     den = num.sum(0, keepdim=True)
     glob = weights.view(k, 1, 1, 1).expand_as(num)

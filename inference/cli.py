@@ -22,20 +22,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stylemix", description="Arbitrary multi-style neural style transfer.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"inference.commands.{name}").add_parser(sub)
+        importlib.import_module(f".commands.{name}", __package__).add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    if argv[:1] == ["train"]:  # the training CLI parses its own flags (see commands/train.py)
+        from .commands.train import forward
+
+        return forward(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from models.convert import ConversionError
-    from models.io import WeightsError
+    from ..models.convert import ConversionError
+    from ..models.device import resolve_device
+    from ..models.io import WeightsError
 
     try:
+        if isinstance(getattr(args, "device", None), str):
+            resolve_device(args.device)  # every command's --device, checked before any work
         return int(args.func(args) or 0)
     except (UsageError, ValueError, FileNotFoundError, WeightsError, ConversionError, PermissionError, OSError) as e:
         print(f"stylemix {args.command}: error: {e}", file=sys.stderr)
@@ -47,6 +55,6 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     # Run through the importable module so `except UsageError` sees the same class the commands raise.
-    from inference.cli import main as _main
+    from .cli import main as _main
 
     sys.exit(_main())

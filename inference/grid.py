@@ -1,26 +1,24 @@
-"""Weight paths, sweeps and labelled grids.
+"""Weight paths, figure layouts and labelled grid images: the model-free half of sweeps and grids.
 
-A grid is n cells, each a (weights (k,), alpha) pair over the same content and the same K styles. The
-content is encoded ONCE; each cell's AdaIN targets are mixed from those features (cheap, elementwise)
-and the cells are decoded in batches of `batch_size` (the expensive part, bounded in memory).
+A figure is n cells, each a (weights (k,), alpha) pair over the same content and the same K styles
+(`Layout`). `Stylizer.render` encodes the content ONCE and stylises the cells in batches of `batch_size`
+(the expensive part, bounded in memory); `Stylizer.sweep`, `.grid` and `.alpha_sweep` combine the two.
 
 Letters: n - cells, k - styles, b - batch, c - channels, h/w - height/width.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from einops import rearrange
 from PIL import Image, ImageDraw, ImageFont
 
-from models import functional as Fn
-from models.mixing import StyleCode
+from ..models import functional as Fn
+from ..models.contract import per_image_alpha
 
-from .images import ImageLike, crop_to, load_image, pad_to_multiple, to_pil
-
-if TYPE_CHECKING:
-    from .api import Stylizer
+from .images import to_pil
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -78,68 +76,7 @@ def check_path(path: Sequence[Sequence[float]] | torch.Tensor, k: int) -> torch.
 
 def per_cell_alpha(alpha: float | Sequence[float] | torch.Tensor, n: int) -> torch.Tensor:
     """One alpha for every cell, or one per cell: (n,) in [0, 1]."""
-    a = torch.as_tensor(alpha, dtype=torch.float32).flatten()
-    if a.numel() == 1:
-        a = a.expand(n)
-    if a.numel() != n:
-        raise ValueError(f"got {a.numel()} alphas for {n} cells; give one alpha or one per cell")
-    if not (torch.isfinite(a).all() and (a >= 0).all() and (a <= 1).all()):
-        raise ValueError(f"alpha must be in [0, 1], got {a.tolist()}")
-    return a.clone()
-
-
-# --- rendering ---------------------------------------------------------------------------------------
-
-def render(stylizer: "Stylizer", content: ImageLike, codes: Sequence[StyleCode], weights: torch.Tensor,
-           alphas: torch.Tensor, max_size: int | None = 512, preserve_color: str | None = None,
-           batch_size: int | None = None) -> torch.Tensor:
-    """Stylise one content with n (weights, alpha) cells: one content encoding, batched decoding.
-
-    Args:
-        stylizer: a Stylizer (its model, device and dtype are used).
-        content: the content image (anything `load_image` reads).
-        codes: K style codes.
-        weights: (n, k) normalised weights, one row per cell.
-        alphas: (n,) alphas in [0, 1].
-        max_size: long side the content is processed at (the cell size).
-        preserve_color: as in `Stylizer.stylize`.
-        batch_size: cells decoded together (bounds memory). Default: 1 on CPU, where batching is slower
-            (measured: 25 cells at 256 px in 7.4 s one by one vs 11.0 s in batches of 8: the batch's
-            full-resolution activations fall out of cache), 8 on accelerators.
-
-    Returns:
-        (n, 3, h, w) float32 CPU tensor in [0, 1].
-    """
-    from .api import apply_preserve_color
-
-    if weights.dim() != 2 or weights.shape[1] != len(codes) or weights.shape[0] != alphas.numel():
-        raise ValueError(f"weights must be (cells, {len(codes)}) with one alpha per cell, got "
-                         f"{tuple(weights.shape)} and {alphas.numel()} alphas")
-    if batch_size is None:
-        batch_size = 1 if stylizer.device.type == "cpu" else 8
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    model = stylizer.model
-    x = load_image(content, max_size).to(stylizer.device)
-    padded, size = pad_to_multiple(x, stylizer.stride)
-    out = []
-    if not hasattr(model, "mix"):  # a model that blends inside its own forward (StyTr²): one call per cell
-        with torch.inference_mode(), stylizer._autocast():
-            cells = [stylizer._forward(padded, codes, w.to(stylizer.device), float(a)) for w, a in zip(weights, alphas)]
-        img = crop_to(torch.cat(cells).float().clamp(0, 1), size)
-        return apply_preserve_color(img, x.expand(len(img), -1, -1, -1), preserve_color).cpu().clone()
-    with torch.inference_mode():
-        with stylizer._autocast():
-            feats = model.encode(padded)
-        for i in range(0, len(weights), batch_size):
-            cells = [model.mix(feats, codes, w.to(stylizer.device), float(a))
-                     for w, a in zip(weights[i:i + batch_size], alphas[i:i + batch_size])]
-            batch = {t: torch.cat([c[t] for c in cells]) for t in cells[0]}
-            with stylizer._autocast():
-                img = model.decode(batch)
-            img = crop_to(img.float().clamp(0, 1), size)
-            out.append(apply_preserve_color(img, x.expand(len(img), -1, -1, -1), preserve_color).cpu())
-    return torch.cat(out).clone()
+    return per_image_alpha(alpha, n, "cells").clone()
 
 
 # --- grid images --------------------------------------------------------------------------------------
@@ -212,80 +149,66 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
 
 # --- the three figures ---------------------------------------------------------------------------------
 
-def sweep(stylizer: "Stylizer", content: ImageLike, styles: Sequence, steps: int = 5,
-          path: Sequence[Sequence[float]] | torch.Tensor | None = None, alpha: float | Sequence[float] = 1.0,
-          max_size: int | None = 512, preserve_color: str | None = None, labels: bool = False,
-          names: Sequence[str] | None = None, style_size: int | None = 512,
-          batch_size: int | None = None) -> tuple[torch.Tensor, Image.Image]:
-    """Sweep the blend weights along a path (default: style 1 -> 2 -> ... -> K) in one row.
+@dataclass
+class Layout:
+    """What a figure stylises and how it is laid out."""
+
+    weights: torch.Tensor  # (n, k) normalised weights, one row per cell
+    alphas: torch.Tensor  # (n,) in [0, 1]
+    rows: int
+    cols: int  # rows * cols == n, row-major
+    labels: list[str] | None  # one per cell, or None
+
+
+def sweep_layout(k: int, steps: int = 5, path: Sequence[Sequence[float]] | torch.Tensor | None = None,
+                 alpha: float | Sequence[float] = 1.0, labels: bool = False,
+                 names: Sequence[str] | None = None) -> Layout:
+    """One row sweeping the blend weights along a path (default: style 1 -> 2 -> ... -> K).
 
     Args:
-        styles: K >= 2 styles (or K >= 1 with an explicit path).
-        steps: cells along the default path (ignored when `path` is given).
-        path: explicit (n, K) weight vectors, one per cell.
+        k: number of styles (>= 2, or >= 1 with an explicit path).
+        steps: cells along the default path (not used when `path` is given).
+        path: explicit (n, k) weight vectors, one per cell.
         alpha: one alpha, or one per cell.
         labels: write the weights under each cell; `names` replace the letters A, B, ...
-
-    Returns:
-        (cells (n, 3, h, w) in [0, 1], the 1 x n grid image).
     """
-    codes = stylizer.style_codes(styles, style_size)
     if path is None:
-        if len(codes) < 2:
-            raise ValueError(f"a sweep needs at least 2 styles (got {len(codes)}); for one style use alpha_sweep")
-        weights = linear_path(len(codes), check_steps(steps))
+        if k < 2:
+            raise ValueError(f"a sweep needs at least 2 styles (got {k}); for one style use alpha_sweep")
+        weights = linear_path(k, check_steps(steps))
     else:
-        weights = check_path(path, len(codes))
+        weights = check_path(path, k)
     alphas = per_cell_alpha(alpha, len(weights))
-    cells = render(stylizer, content, codes, weights, alphas, max_size, preserve_color, batch_size)
     text = [weight_label(w.tolist(), float(a), names) for w, a in zip(weights, alphas)] if labels else None
-    return cells, grid_image(cells, 1, len(cells), text)
+    return Layout(weights, alphas, 1, len(weights), text)
 
 
-def grid(stylizer: "Stylizer", content: ImageLike, styles: Sequence, steps: int = 5, alpha: float = 1.0,
-         alpha_axis: bool = False, max_size: int | None = 256, preserve_color: str | None = None,
-         labels: bool = False, names: Sequence[str] | None = None, style_size: int | None = 512,
-         batch_size: int | None = None) -> tuple[torch.Tensor, Image.Image]:
-    """A steps x steps grid: the bilinear blend of 4 corner styles (A top-left, B top-right, C bottom-left,
-    D bottom-right), or with `alpha_axis` and 2 styles: A -> B across, alpha 0 -> `alpha` down.
-
-    Returns:
-        (cells (steps*steps, 3, h, w) row-major, the grid image).
-    """
+def grid_layout(k: int, steps: int = 5, alpha: float = 1.0, alpha_axis: bool = False, labels: bool = False,
+                names: Sequence[str] | None = None) -> Layout:
+    """steps x steps: the bilinear blend of 4 corner styles (A top-left, B top-right, C bottom-left,
+    D bottom-right), or with `alpha_axis` and 2 styles: A -> B across, alpha 0 -> `alpha` down."""
     check_steps(steps)
-    codes = stylizer.style_codes(styles, style_size)
     if alpha_axis:
-        if len(codes) != 2:
-            raise ValueError(f"an alpha-axis grid blends 2 styles across and alpha down; got {len(codes)} styles")
+        if k != 2:
+            raise ValueError(f"an alpha-axis grid blends 2 styles across and alpha down; got {k} styles")
         weights = linear_path(2, steps).repeat(steps, 1)  # (steps*steps, 2): columns A -> B
         alphas = alpha_path(steps, 0.0, float(alpha)).repeat_interleave(steps)  # rows 0 -> alpha
     else:
-        if len(codes) != 4:
-            raise ValueError(f"a 2-D grid needs exactly 4 corner styles (A, B, C, D), got {len(codes)}; "
+        if k != 4:
+            raise ValueError(f"a 2-D grid needs exactly 4 corner styles (A, B, C, D), got {k}; "
                              f"use a sweep for 2 styles, or 2 styles with alpha_axis")
         weights, alphas = bilinear_grid(steps), per_cell_alpha(alpha, steps * steps)
-    cells = render(stylizer, content, codes, weights, alphas, max_size, preserve_color, batch_size)
     text = [weight_label(w.tolist(), float(a), names) for w, a in zip(weights, alphas)] if labels else None
-    return cells, grid_image(cells, steps, steps, text)
+    return Layout(weights, alphas, steps, steps, text)
 
 
-def alpha_sweep(stylizer: "Stylizer", content: ImageLike, style, steps: int = 5,
-                weights: Sequence[float] | None = None, end: float = 1.0, max_size: int | None = 512,
-                preserve_color: str | None = None, labels: bool = False, names: Sequence[str] | None = None,
-                style_size: int | None = 512, batch_size: int | None = None) -> tuple[torch.Tensor, Image.Image]:
-    """alpha from 0 (content reconstruction) to `end` (default 1, full style) in one row; `style` may be
-    one style or a list blended with `weights`.
-
-    Returns:
-        (cells (steps, 3, h, w), the 1 x steps grid image).
-    """
-    codes = stylizer.style_codes(style, style_size)
-    w = Fn.validate_weights(weights, len(codes))
+def alpha_sweep_layout(k: int, steps: int = 5, weights: Sequence[float] | None = None, end: float = 1.0,
+                       labels: bool = False, names: Sequence[str] | None = None) -> Layout:
+    """One row from alpha 0 (the content itself) to `end`, the k styles blended with `weights`."""
+    w = Fn.validate_weights(weights, k)
     alphas = alpha_path(check_steps(steps), 0.0, end)
-    wts = w.expand(steps, -1).clone()
-    cells = render(stylizer, content, codes, wts, alphas, max_size, preserve_color, batch_size)
     text = None
     if labels:
-        blend = "" if len(codes) == 1 else weight_label(w.tolist(), None, names) + "  "
+        blend = "" if k == 1 else weight_label(w.tolist(), None, names) + "  "
         text = [f"{blend}alpha {_num(float(a))}" for a in alphas]
-    return cells, grid_image(cells, 1, steps, text)
+    return Layout(w.expand(steps, -1).clone(), alphas, 1, steps, text)

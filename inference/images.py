@@ -9,18 +9,22 @@ Letters: b - batch, c - channels, h/w - height/width.
 """
 from __future__ import annotations
 
+import functools
+import io
+import math
 import os
+import tempfile
 import warnings
 from pathlib import Path
-from typing import Union
+from typing import Sequence, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-from models.io import atomic_write
+from ..models.io import atomic_write
 
 MIN_SIDE = 16  # smallest image side the encoders accept (relu4_1 needs a few pixels after 3 pools)
 MAX_PIXELS = 8192 * 8192  # decompression-bomb guard (64 MP); pass max_pixels=... to change it
@@ -44,22 +48,29 @@ def load_image(src: ImageLike, max_size: int | None = None, *, max_pixels: int |
         (1, 3, h, w) float32 CPU tensor.
     """
     name = str(src) if isinstance(src, (str, os.PathLike)) else f"<{type(src).__name__}>"
+    if max_size is not None and max_size < 1:
+        raise ValueError(f"max_size must be a positive number of pixels, got {max_size}")
     if isinstance(src, (str, os.PathLike)):
-        img = _open(Path(src), max_pixels)
+        img, full = _open(Path(src), max_pixels, max_size)  # already reduced towards max_size: memory ~ output
         x = _pil_to_tensor(img, name)
-    elif isinstance(src, Image.Image):
-        x = _pil_to_tensor(src, name)
-    elif isinstance(src, np.ndarray):
-        x = _array_to_tensor(src, name)
-    elif isinstance(src, torch.Tensor):
-        x = _tensor_to_tensor(src, name)
+        del img
     else:
-        raise ValueError(f"cannot read an image from a {type(src).__name__}; pass a path, PIL image, array or tensor")
-    if max_size is not None:
-        x = downscale(x, max_size)
-    h, w = x.shape[-2:]
-    if min(h, w) < min_side:
-        raise ValueError(f"{name} is {w}x{h} px; images need a short side of at least {min_side} px")
+        if isinstance(src, Image.Image):
+            x = _pil_to_tensor(src, name)
+        elif isinstance(src, np.ndarray):
+            x = _array_to_tensor(src, name)
+        elif isinstance(src, torch.Tensor):
+            x = _tensor_to_tensor(src, name)
+        else:
+            raise ValueError(f"cannot read an image from a {type(src).__name__}; pass a path, PIL image, array or tensor")
+        full = tuple(x.shape[-2:])
+    size = full if max_size is None else fit_size(full, max_size)
+    if min(size) < min_side:
+        scaled = "" if size == full else f"; fitted to max_size {max_size} it would be {size[1]}x{size[0]} px"
+        raise ValueError(f"{name} is {full[1]}x{full[0]} px{scaled}; images need a short side of at least "
+                         f"{min_side} px")
+    if tuple(x.shape[-2:]) != size:  # sizes come from the file's own size, however it was decoded
+        x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
     return x
 
 
@@ -78,14 +89,21 @@ def load_mask(src: ImageLike) -> torch.Tensor:
 
 def downscale(x: torch.Tensor, max_size: int) -> torch.Tensor:
     """Antialiased downscale of (b, c, h, w) so the long side is <= max_size (never upscales)."""
+    size = fit_size(tuple(x.shape[-2:]), max_size)
+    if size == tuple(x.shape[-2:]):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+
+
+def fit_size(size: tuple[int, int], max_size: int) -> tuple[int, int]:
+    """(h, w) scaled so the long side is <= max_size, keeping the aspect ratio (never upscales)."""
     if max_size < 1:
         raise ValueError(f"max_size must be a positive number of pixels, got {max_size}")
-    h, w = x.shape[-2:]
+    h, w = size
     if max(h, w) <= max_size:
-        return x
+        return h, w
     s = max_size / max(h, w)
-    size = (max(1, round(h * s)), max(1, round(w * s)))
-    return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+    return max(1, round(h * s)), max(1, round(w * s))
 
 
 def pad_to_multiple(x: torch.Tensor, m: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -117,12 +135,85 @@ def to_pil(t: torch.Tensor) -> Image.Image:
 
 
 def image_format(path: str | Path) -> str:
-    """PIL format name for a path's extension, e.g. 'PNG' for out.png; ValueError if unknown."""
+    """PIL format name for a path's extension, e.g. 'PNG' for out.png; ValueError if the extension is unknown
+    or names a format Pillow cannot write an RGB image in (.xbm is 1-bit only; .bufr has no writer)."""
     ext = Path(path).suffix.lower()
     fmt = Image.registered_extensions().get(ext)
-    if not ext or fmt is None or fmt not in Image.SAVE:
+    if not ext or fmt is None:
         raise ValueError(f"cannot tell the image format of {path}: use an extension like {', '.join(IMAGE_EXTENSIONS[:4])}")
+    if fmt not in Image.SAVE or not _writes_rgb(fmt):
+        raise ValueError(f"cannot write {path}: Pillow cannot save an RGB image as {fmt} ({ext}); use an extension "
+                         f"like {', '.join(IMAGE_EXTENSIONS[:4])}")
     return fmt
+
+
+@functools.lru_cache(maxsize=None)
+def _writes_rgb(fmt: str) -> bool:
+    """Whether Pillow can save a small RGB image in `fmt` (tried in memory, as `save_image` would)."""
+    try:
+        Image.new("RGB", (16, 16)).save(io.BytesIO(), format=fmt)
+        return True
+    except Exception:  # noqa: BLE001  each plugin fails its own way (OSError, KeyError, ValueError, ...)
+        return False
+
+
+def check_outputs(outputs: Sequence[str | Path], inputs: Sequence[str | Path] = ()) -> list[Path]:
+    """Check image outputs before any work: a format Pillow writes, a folder that can be created and written,
+    no output twice, no output that is one of `inputs` (through symlinks and hard links too).
+
+    Args:
+        outputs: image files about to be written.
+        inputs: files that must not be overwritten (contents, styles, masks).
+
+    Returns:
+        The outputs as Paths.
+
+    Raises:
+        ValueError naming the path and what is wrong.
+    """
+    paths = [Path(p) for p in outputs]
+    taken = {k: Path(q) for q in inputs for k in _identities(Path(q))}  # inputs by real path and by inode
+    seen: dict = {}
+    probed: set[Path] = set()
+    for p in paths:
+        if p.is_dir():
+            raise ValueError(f"output {p} is a folder; give an image file such as {p / 'out.png'}")
+        image_format(p)
+        keys = _identities(p) or [p.resolve()]
+        if any(k in taken for k in keys):
+            raise ValueError(f"output {p} is one of the inputs; refusing to overwrite it")
+        first = next((seen[k] for k in keys if k in seen), None)
+        if first is not None:
+            same = f"output {p} is given twice" if str(first) == str(p) else f"outputs {first} and {p} are the same file"
+            raise ValueError(f"{same} (e.g. -o and --save-labels); give each output its own name")
+        seen.update((k, p) for k in keys)
+        folder = next(f for f in (p.parent, *p.parent.parents) if f.exists())  # '.' or '/' at the latest
+        if folder not in probed:
+            _check_folder(folder, p)
+            probed.add(folder)
+    return paths
+
+
+def _check_folder(folder: Path, path: Path) -> None:
+    """`folder` (the nearest existing folder above `path`) must accept new files: tried with a temporary file,
+    since permission bits do not tell (root, read-only mounts, /proc)."""
+    if not folder.is_dir():
+        raise ValueError(f"cannot write {path}: {folder} is not a writable folder (it is a file)")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise ValueError(f"cannot write {path}: {folder} is not a writable folder ({e.strerror or e})") from None
+
+
+def _identities(p: Path) -> list:
+    """What makes two paths one file: the real path (symlinks followed) and, for an existing file, its
+    (device, inode) (hard links). [] for a path that does not exist."""
+    try:
+        st = p.stat()
+    except OSError:
+        return []
+    return [p.resolve(), (st.st_dev, st.st_ino)]
 
 
 def save_image(img: Image.Image | torch.Tensor, path: str | Path) -> Path:
@@ -144,15 +235,28 @@ def save_image(img: Image.Image | torch.Tensor, path: str | Path) -> Path:
     opts = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
     try:
         atomic_write(path, lambda tmp: img.save(tmp, format=fmt, **opts))
-    except (PermissionError, NotADirectoryError, FileExistsError) as e:
+    except (PermissionError, NotADirectoryError, FileExistsError, FileNotFoundError) as e:
         raise ValueError(f"cannot write {path}: folder {path.parent} is not writable ({e.strerror or e})") from None
     return path
 
 
 # --- decoding ---------------------------------------------------------------------------------------
 
-def _open(path: Path, max_pixels: int | None) -> Image.Image:
-    """Open and fully decode a file, with EXIF orientation applied."""
+# EXIF orientation -> the transpose that makes the image upright (as ImageOps.exif_transpose does)
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90}
+# Modes Image.reduce averages correctly; others are converted first (as _pil_to_tensor would convert them).
+_REDUCIBLE = ("L", "I", "F", "RGB", "RGBA", "LA")
+
+
+def _open(path: Path, max_pixels: int | None, max_size: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
+    """Open and fully decode a file, upright (EXIF orientation applied).
+
+    With `max_size`, memory follows the output size rather than the file's: JPEGs are decoded at 1/2, 1/4 or
+    1/8 scale (`Image.draft`, DCT-domain: no aliasing) still at least `max_size` on the long side, and any
+    image is then box-reduced by an integer factor that keeps it at least twice `max_size` (the caller's
+    antialiased resize does the rest). Returns (image, the file's upright size (h, w))."""
     if not path.exists():
         raise FileNotFoundError(f"no such image file: {path}")
     if path.is_dir():
@@ -174,12 +278,32 @@ def _open(path: Path, max_pixels: int | None) -> Image.Image:
             raise ValueError(f"{path} is {w}x{h} px, too large to load safely (limit {max_pixels} pixels); "
                              f"resize it first")
         try:
+            orientation = img.getexif().get(0x0112, 1)  # EXIF Orientation
+            if max_size is not None and max(w, h) > max_size:
+                s = max_size / max(w, h)
+                img.draft(None, (math.ceil(w * s), math.ceil(h * s)))  # JPEG only; a no-op for other formats
             img.load()  # full decode: truncated or corrupt data fails here
-            return ImageOps.exif_transpose(img)
+            factor = 1 if max_size is None else max(img.size) // (2 * max_size)
+            if factor > 1:
+                img = (img if img.mode in _REDUCIBLE else img.convert(_working_mode(img))).reduce(factor)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ValueError(too_large) from None
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as e:
             raise ValueError(f"{path} is corrupt or truncated ({e})") from None
+    if orientation in _UPRIGHT:
+        img = img.transpose(_UPRIGHT[orientation])
+    return img, ((w, h) if orientation in (5, 6, 7, 8) else (h, w))
+
+
+def _working_mode(img: Image.Image) -> str:
+    """The mode `_pil_to_tensor` reads `img` in: 'I' (16-bit), 'L', 'RGBA' (transparency) or 'RGB'."""
+    if img.mode.startswith("I;16"):
+        return "I"
+    if img.mode == "1":
+        return "L"
+    if img.mode in ("LA", "La", "RGBa", "PA") or (img.mode == "P" and "transparency" in img.info):
+        return "RGBA"
+    return "RGB"
 
 
 def _pil_to_tensor(img: Image.Image, name: str) -> torch.Tensor:
@@ -191,11 +315,11 @@ def _pil_to_tensor(img: Image.Image, name: str) -> torch.Tensor:
     elif mode == "F":
         arr = np.asarray(img)
     elif mode in ("1", "L"):
-        arr = np.asarray(img.convert("L"))
+        arr = np.asarray(img if mode == "L" else img.convert("L"))
     elif mode in ("RGBA", "LA", "La", "RGBa", "PA") or (mode == "P" and "transparency" in img.info):
-        arr = np.asarray(img.convert("RGBA"))
+        arr = np.asarray(img if mode == "RGBA" else img.convert("RGBA"))
     else:  # RGB, P, CMYK, YCbCr, LAB, HSV, ...
-        arr = np.asarray(img.convert("RGB"))
+        arr = np.asarray(img if mode == "RGB" else img.convert("RGB"))
     return _array_to_tensor(arr, name)
 
 
@@ -232,7 +356,9 @@ def _scale(arr: np.ndarray, name: str) -> np.ndarray:
     if arr.dtype.kind == "b":
         return arr.astype(np.float32)
     if arr.dtype.kind == "u" and arr.dtype.itemsize in (1, 2):  # uint8 / uint16 (any byte order)
-        return arr.astype(np.float32) / (255.0 if arr.dtype.itemsize == 1 else 65535.0)
+        x = arr.astype(np.float32)
+        x /= 255.0 if arr.dtype.itemsize == 1 else 65535.0  # in place: one float copy of the image, not two
+        return x
     if not np.issubdtype(arr.dtype, np.floating):
         raise ValueError(f"{name}: integer pixels must be uint8 or uint16, got {arr.dtype}")
     x = arr.astype(np.float32)

@@ -18,9 +18,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from models import functional as Fn
-from models.vgg import VGGEncoder
-from training import losses
+from ..models import functional as Fn
+from ..models import pretrained
+from ..models.device import resolve_device
+from ..models.vgg import VGGEncoder
+from ..training import losses
 
 from .images import load_image, to_pil
 
@@ -61,13 +63,7 @@ def load_encoder(name_or_path: str = DEFAULT_ENCODER, taps: Sequence[str] = STYL
     Returns:
         VGGEncoder in eval mode.
     """
-    from models.io import load_into
-    from models.pretrained import load_encoder_config, resolve_encoder
-
-    enc_dir = resolve_encoder(name_or_path)
-    encoder = VGGEncoder(load_encoder_config(enc_dir), tuple(taps))
-    load_into(encoder, Path(enc_dir) / "encoder.safetensors")
-    return encoder.to(device).eval()
+    return pretrained.load_encoder(name_or_path, tuple(taps)).to(device).eval()
 
 
 def content_targets(encoder: VGGEncoder, content: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -171,7 +167,7 @@ def _initial(init: str, content: torch.Tensor, styles: Sequence[torch.Tensor], w
     if init == "noise":
         g = torch.Generator().manual_seed(seed)
         return torch.rand(content.shape, generator=g).to(device)
-    from inference.api import Stylizer
+    from .api import Stylizer
 
     stylizer = Stylizer.from_pretrained(model, device=device)
     out = stylizer.stylize(content, list(styles), weights=weights.tolist(), max_size=None, style_size=None,
@@ -252,13 +248,13 @@ def optimize(
     lr = DEFAULT_LR[optimizer] if lr is None else float(lr)
     if not 0 < lr < float("inf"):
         raise ValueError(f"lr must be a finite number > 0, got {lr}")
-    device = torch.device(device)
+    device = resolve_device(device)
     encoder = _resolve_encoder(encoder, tuple(dict.fromkeys((*content_layers, *style_layers))), device)
 
     content_full = _load(content, max_size, device)
     style_full = [_load(s, max_size, device) for s in styles]
     if preserve_color == "match":
-        style_full = [Fn.match_colour(s, content_full) for s in style_full]
+        style_full = [Fn.match_color(s, content_full) for s in style_full]
     sizes = pyramid_sizes(*content_full.shape[-2:], scales)
     image = resize(_initial(init, content_full, style_full, w, seed, device, init_model), sizes[0])
 

@@ -19,19 +19,20 @@ from typing import Sequence
 
 import torch
 
-from models.io import WeightsError, load_json, save_tensors
-from models.mixing import StyleCode
-from models.pretrained import REPO_WEIGHTS, cache_dir, sha256
+from ..models.adain import AdaINConfig, AdaINModel
+from ..models.device import resolve_device
+from ..models.io import WeightsError, load_json, save_tensors, sha256
+from ..models.mixing import StyleCode
+from ..models.pretrained import cache_dir, create_with_encoder, shipped_weights
 
-BUILTIN_DIR = REPO_WEIGHTS / "styles"
 INDEX_FILE = "index.json"
 SUFFIX = ".safetensors"
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # used with fullmatch: no trailing newline
 
 
 def builtin_dir() -> Path:
-    """The repository's built-in bank: weights/styles/."""
-    return BUILTIN_DIR
+    """The built-in bank: styles/ in the shipped weights."""
+    return shipped_weights() / "styles"
 
 
 def user_dir() -> Path:
@@ -42,7 +43,7 @@ def user_dir() -> Path:
 def check_name(name: str) -> str:
     """Return `name` if it is a valid style name (lowercase letters, digits, '-', '_'; at most 64
     characters; no ':' '.' or '/', so it can never be mistaken for a weight or a file), else ValueError."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise ValueError(f"invalid style name {name!r}: use lowercase letters, digits, '-' and '_' "
                          f"(start with a letter or digit, at most 64 characters), e.g. 'my-watercolour'")
     return name
@@ -87,7 +88,7 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 def load_style(path: str | Path) -> StyleCode:
     """Read a style code written by `save_style`; every tap must have a finite mean and a positive std
     of the same length. Raises WeightsError naming the file otherwise."""
-    from models.io import load_tensors
+    from ..models.io import load_tensors
 
     path = Path(path)
     if not path.is_file():
@@ -120,7 +121,7 @@ def _check_code(code: StyleCode, what: str) -> None:
 def _bank(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
         return {}
-    return {p.name[: -len(SUFFIX)]: p for p in sorted(folder.glob(f"*{SUFFIX}")) if NAME_RE.match(p.name[: -len(SUFFIX)])}
+    return {p.name[: -len(SUFFIX)]: p for p in sorted(folder.glob(f"*{SUFFIX}")) if NAME_RE.fullmatch(p.name[: -len(SUFFIX)])}
 
 
 def builtin_styles() -> dict[str, Path]:
@@ -233,15 +234,9 @@ def encoder_model(encoder: str = "vgg16-hed", device: str | torch.device = "cpu"
     Returns:
         (model in eval mode, encoder id recorded in code metadata).
     """
-    from models.adain import AdaINConfig, AdaINModel
-    from models.io import load_into
-    from models.pretrained import load_encoder_config, resolve_encoder
-
-    enc_dir = resolve_encoder(encoder)
-    config = load_encoder_config(enc_dir)
-    model = AdaINModel(AdaINConfig(encoder=config)).eval()
-    load_into(model.encoder, enc_dir / "encoder.safetensors")
-    return model.to(device), config.name or encoder
+    device = resolve_device(device)
+    model: AdaINModel = create_with_encoder("adain", AdaINConfig(), encoder)
+    return model.to(device).eval(), model.encoder_name or encoder
 
 
 def index_entry(name: str, path: Path, movement: str, source: str) -> dict[str, str]:

@@ -22,18 +22,18 @@ halo, but by up to 0.047 with a 32 px halo (the encoder + decoder receptive radi
 """
 from __future__ import annotations
 
+import contextlib
+import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
 import torch
+from tqdm import tqdm
 
-from models import functional as Fn
-from models.mixing import StyleCode
-
-from .images import ImageLike, crop_to, load_image, pad_to_multiple
-
-if TYPE_CHECKING:
-    from .api import Stylizer
+from ..models import functional as Fn
+from ..models.contract import StatisticsModel
+from ..models.mixing import StyleCode
+from ..models.registry import require_capability
 
 
 @dataclass(frozen=True)
@@ -128,83 +128,62 @@ def global_stats(encode: Callable[[torch.Tensor], dict[str, torch.Tensor]], imag
     return out
 
 
-def stylize_tiled(stylizer: "Stylizer", content: ImageLike, codes: Sequence[StyleCode], weights: torch.Tensor,
-                  alpha: float = 1.0, tile: int = 512, halo: int = 64, width: int | None = None, max_size: int | None = None,
-                  masks: Sequence[ImageLike] | None = None, preserve_color: str | None = None,
+def stylize_tiled(model: StatisticsModel, image: torch.Tensor, codes: Sequence[StyleCode], weights: torch.Tensor,
+                  alpha: float = 1.0, tile: int = 512, halo: int = 64, width: int | None = None,
+                  device: str | torch.device = "cpu",
+                  autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
                   progress: bool = False) -> torch.Tensor:
     """Stylise an image of any size in overlapping tiles with whole-image statistics.
 
     Args:
-        stylizer: a Stylizer (model, device, dtype).
-        content: the content image (loaded at full size unless max_size is given).
-        codes: K style codes; weights: (k,) normalised weights.
+        model: a model with capabilities.tiling (its content encoding is {tap: features} and its `stylize`
+            takes `content_stats`).
+        image: the padded content (1, 3, H, W), H and W multiples of model.stride, on the CPU (windows move to
+            `device` one at a time).
+        codes: K style codes; weights: (k,) normalised weights or (k, 1, 1, H, W) spatial weights (masks).
         alpha: content/style trade-off in [0, 1].
         tile: largest window side in pixels (memory scales with tile**2).
         halo: context pixels around each core (>= the encoder's receptive radius for exact features).
         width: half-width of the crossfade between neighbouring tiles (default halo // 4); pixels within
             halo - width of a window edge get no weight.
-        masks: K masks (as in `Stylizer.stylize`), applied at full resolution.
-        preserve_color: as in `Stylizer.stylize`, applied to the assembled image.
+        device: where the model runs; autocast: the precision context of every model call.
         progress: show a tqdm bar on stderr.
 
     Returns:
-        (1, 3, h, w) float32 CPU tensor in [0, 1].
+        (1, 3, H, W) float32 CPU tensor in [0, 1].
     """
-    from .api import _mask_weights, apply_preserve_color
-
-    model, stride = stylizer.model, stylizer.stride
-    if not hasattr(model, "mix") or not hasattr(model, "mix_taps"):
-        raise ValueError(f"tiled stylisation needs a model that mixes encoder statistics (AdaIN); "
-                         f"{type(model).__name__} does not")
+    require_capability(model, "tiling", "tiled stylisation (stylize_tiled, --tile)")
+    stride = int(model.stride)
     width = max(1, halo // 4) if width is None else width
     check_tiling(tile, halo, width, stride)
     if not 0.0 <= float(alpha) <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    x = load_image(content, max_size)
-    padded, size = pad_to_multiple(x, stride)
-    if masks is not None:
-        weights = _mask_weights(masks, weights, size, stride)  # (k, 1, 1, H, W), cropped per window below
-    H, W = padded.shape[-2:]
-    dev = stylizer.device
+    H, W = image.shape[-2:]
 
     def encode(win: torch.Tensor) -> dict[str, torch.Tensor]:
-        with stylizer._autocast():
-            return model.encode(win.to(dev))
+        with autocast():
+            return model.encode_content(win.to(device))
 
     wins = windows(H, W, tile, halo, stride)
-    bar = _bar(2 * len(wins), progress)
+    bar = tqdm(total=2 * len(wins), unit="pass", file=sys.stderr, desc="tiles", disable=not progress)
     with torch.inference_mode():
-        stats = global_stats(lambda w: _tick(bar, encode(w)), padded, model.mix_taps, tile, halo, stride)
+        stats = global_stats(lambda w: _tick(bar, encode(w)), image, model.mix_taps, tile, halo, stride)
         out = torch.zeros(1, 3, H, W)
         total = torch.zeros(1, 1, H, W)
         for r, c, r_first, r_last, c_first, c_last in wins:
-            feats = encode(padded[..., r.win0:r.win1, c.win0:c.win1])
-            w = weights.to(dev) if weights.dim() == 1 else weights[..., r.win0:r.win1, c.win0:c.win1].to(dev)
-            targets = model.mix(feats, codes, w, float(alpha), content_stats=stats)
-            with stylizer._autocast():
-                img = model.decode(targets).float().clamp(0, 1).cpu()
+            feats = encode(image[..., r.win0:r.win1, c.win0:c.win1])
+            w = weights.to(device) if weights.dim() == 1 else weights[..., r.win0:r.win1, c.win0:c.win1].to(device)
+            with autocast():
+                img = model.stylize(feats, codes, w, float(alpha), content_stats=stats).float().cpu()
             blend = feather(r, r_first, r_last, width)[:, None] * feather(c, c_first, c_last, width)[None, :]
             out[..., r.win0:r.win1, c.win0:c.win1] += img * blend
             total[..., r.win0:r.win1, c.win0:c.win1] += blend
             _tick(bar, None)
-        out = crop_to(out / total.clamp_min(1e-8), size)
-        out = apply_preserve_color(out, x, preserve_color)
-    if bar is not None:
-        bar.close()
+        out = out / total.clamp_min(1e-8)
+    bar.close()
     return out.clone()
 
 
-def _bar(total: int, on: bool):
-    if not on:
-        return None
-    import sys
-
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="pass", file=sys.stderr, desc="tiles")
-
-
-def _tick(bar, value):
-    if bar is not None:
-        bar.update(1)
+def _tick(bar: tqdm, value):
+    bar.update(1)
     return value

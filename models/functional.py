@@ -124,20 +124,27 @@ def validate_weights(weights: Sequence[float] | torch.Tensor | None, k: int) -> 
     """Check blend weights and normalise them to sum to one.
 
     Args:
-        weights: k non-negative finite numbers, not all zero; None means equal weights.
+        weights: k non-negative finite numbers, not all zero; None means equal weights. Any finite
+            magnitudes work (1e308 and 1e308 are 0.5 and 0.5): they are scaled by their maximum before summing.
         k: number of styles.
 
     Returns:
         float32 tensor (k,) summing to 1.
 
     Raises:
-        ValueError naming the offending value.
+        TypeError when `weights` is not a sequence of numbers (e.g. a string); ValueError naming the
+        offending value otherwise.
     """
     if k < 1:
         raise ValueError("at least one style is needed")
     if weights is None:
         return torch.full((k,), 1.0 / k)
-    w = torch.as_tensor(weights, dtype=torch.float64).flatten()
+    if isinstance(weights, (str, bytes)):
+        raise TypeError(f"style weights must be a sequence of {k} numbers, got {weights!r}")
+    try:
+        w = torch.as_tensor(weights, dtype=torch.float64).flatten()
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"style weights must be a sequence of {k} numbers, got {weights!r}") from None
     if w.numel() != k:
         raise ValueError(f"got {w.numel()} weights for {k} styles; give one weight per style")
     bad = [float(x) for x in w if not math.isfinite(float(x))]
@@ -145,10 +152,11 @@ def validate_weights(weights: Sequence[float] | torch.Tensor | None, k: int) -> 
         raise ValueError(f"style weights must be finite numbers, got {bad[0]}")
     if (w < 0).any():
         raise ValueError(f"style weights must be non-negative, got {float(w[w < 0][0])}")
-    total = float(w.sum())
-    if total <= 0:
+    top = float(w.max())
+    if top <= 0:
         raise ValueError("style weights are all zero; at least one must be positive")
-    return (w / total).float()
+    w = w / top  # in [0, 1] now: the sum cannot overflow even for weights near the float64 maximum
+    return (w / w.sum()).float()
 
 
 def blend_stats(
@@ -219,7 +227,7 @@ def _cov_sqrt(x: torch.Tensor, power: float, eps: float) -> torch.Tensor:
     return evecs @ torch.diag(evals.clamp_min(eps).pow(power)) @ evecs.T
 
 
-def whiten_colour(content: torch.Tensor, style: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+def whiten_color(content: torch.Tensor, style: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Whitening-colouring transform of one sample: content (c, n) takes the style's (c, m) covariance
     and mean. Computed in float64 for a stable eigendecomposition.
 
@@ -232,12 +240,12 @@ def whiten_colour(content: torch.Tensor, style: torch.Tensor, eps: float = 1e-5)
     return (_cov_sqrt(xs - ms, 0.5, eps) @ white + ms).to(content.dtype)
 
 
-def match_colour(image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+def match_color(image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """Give `image` (b, 3, h, w) the colour mean and covariance of `reference` (b, 3, h', w'),
     both RGB in [0, 1]. Used for colour preservation (reference = the content photo)."""
     out = []
     for img, ref in zip(image, reference):
-        flat = whiten_colour(rearrange(img, "c h w -> c (h w)"), rearrange(ref, "c h w -> c (h w)"))
+        flat = whiten_color(rearrange(img, "c h w -> c (h w)"), rearrange(ref, "c h w -> c (h w)"))
         out.append(rearrange(flat, "c (h w) -> c h w", h=img.shape[1]))
     return torch.stack(out).clamp(0, 1)
 
@@ -253,6 +261,54 @@ def keep_luminance(stylised: torch.Tensor, content: torch.Tensor) -> torch.Tenso
     yc = torch.einsum("ij,bjhw->bihw", m, content.float())
     yiq = torch.cat([ys[:, :1], yc[:, 1:]], dim=1)
     return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(m), yiq).clamp(0, 1)
+
+
+def match_histogram(image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Per-channel histogram matching: each channel of `image` (b, c, h, w) takes the value distribution of
+    the same channel of `reference` (b, c, h', w') by CDF matching. Each pixel's mid-rank quantile in its
+    own channel (equal values share one) is looked up, linearly interpolated, in the reference's sorted
+    values; the map is monotone, so the image's structure stays and only its tones move.
+
+    Returns:
+        (b, c, h, w) float32; its per-channel quantiles equal the reference's up to the interpolation.
+    """
+    if image.dim() != 4 or reference.dim() != 4 or image.shape[:2] != reference.shape[:2]:
+        raise ValueError(f"match_histogram expects (b, c, h, w) images with equal b and c, got {tuple(image.shape)} "
+                         f"and {tuple(reference.shape)}")
+    x = rearrange(image.float(), "b c h w -> (b c) (h w)")
+    ys = rearrange(reference.float(), "b c h w -> (b c) (h w)").sort(-1).values
+    xs = x.sort(-1).values
+    n, m = x.shape[-1], ys.shape[-1]
+    rank = (torch.searchsorted(xs, x) + torch.searchsorted(xs, x, right=True)).double() / 2  # mid-rank, ties equal
+    pos = ((rank / n) * m - 0.5).clamp(0, m - 1)  # quantile (i + 0.5) / n -> index in the sorted reference
+    i0 = pos.floor().long()
+    i1 = (i0 + 1).clamp(max=m - 1)
+    frac = (pos - i0).float()
+    y0 = ys.gather(-1, i0)
+    out = y0 + (ys.gather(-1, i1) - y0) * frac  # exact where the two neighbours are equal
+    return rearrange(out, "(b c) (h w) -> b c h w", b=image.shape[0], h=image.shape[2])
+
+
+PRESERVE_COLOR = ("luminance", "match", "histogram")
+
+
+def preserve_color(image: torch.Tensor, content: torch.Tensor, mode: str | None) -> torch.Tensor:
+    """Colour preservation of stylised images (b, 3, h, w) against the content (b, 3, h, w), both RGB [0, 1].
+
+    Args:
+        mode: None (unchanged), 'luminance' (the content's chroma, `keep_luminance`), 'match' (the content's
+            colour mean and covariance, `match_color`) or 'histogram' (the content's per-channel histograms,
+            `match_histogram`).
+    """
+    if mode is None:
+        return image
+    if mode == "luminance":
+        return keep_luminance(image, content)
+    if mode == "match":
+        return match_color(image, content)
+    if mode == "histogram":
+        return match_histogram(image, content).clamp(0, 1)
+    raise ValueError(f"preserve_color must be None or one of {PRESERVE_COLOR}, got {mode!r}")
 
 
 def resize_weights(weights: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

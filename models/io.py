@@ -5,9 +5,11 @@ No pickle anywhere on this path: a weights file can never run code.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import tempfile
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,11 @@ class WeightsError(ValueError):
     """A weights file or directory is missing, malformed or does not fit the model."""
 
 
+class ConfigError(WeightsError):
+    """A config (a weights dir's config.json, a training config) has an unknown field or a value of the wrong
+    type. A WeightsError, so every caller that reports a bad weights dir reports a bad config too."""
+
+
 def to_dict(config: Any) -> Any:
     """Dataclass (nested) -> JSON-ready dict; tuples become lists."""
     if dataclasses.is_dataclass(config):
@@ -31,24 +38,138 @@ def to_dict(config: Any) -> Any:
     return config
 
 
-def from_dict(cls: type, data: dict) -> Any:
-    """JSON dict -> dataclass `cls`, recursing into nested dataclasses; unknown keys are an error."""
+def from_dict(cls: type, data: dict, field: str = "") -> Any:
+    """JSON dict -> dataclass `cls`, recursing into nested dataclasses.
+
+    Every value is checked against its field's annotation (str, int, float, bool, tuple, list, dict, a nested
+    dataclass, Optional/Union, Literal): an int is accepted where a float is expected, a bool is never a
+    number, JSON lists become tuples where the field is a tuple.
+
+    Args:
+        cls: the dataclass to build.
+        data: the parsed JSON object.
+        field: dotted name of `data` inside a larger config (e.g. 'loop'), used in messages.
+
+    Raises:
+        ConfigError naming the dotted field, the value and the expected type; or every unknown field.
+    """
     if not isinstance(data, dict):
-        raise WeightsError(f"{cls.__name__} config must be a JSON object, got {type(data).__name__}")
+        if field:
+            raise ConfigError(f"config field {field} must be a JSON object ({cls.__name__}), got {_show(data)}")
+        raise ConfigError(f"{cls.__name__} config must be a JSON object, got {_show(data)}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise WeightsError(f"unknown {cls.__name__} config field(s): {', '.join(unknown)}")
-    kwargs = {}
-    for name, value in data.items():
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            value = from_dict(hint, value)
-        elif typing.get_origin(hint) is tuple and isinstance(value, list):
-            value = tuple(value)
-        kwargs[name] = value
-    return cls(**kwargs)
+        where = f" in {field!r}" if field else ""
+        raise ConfigError(f"unknown {cls.__name__} config field(s){where}: {', '.join(map(str, unknown))}; "
+                          f"fields: {', '.join(sorted(names))}")
+    return cls(**{name: _typed(hints[name], value, f"{field}.{name}" if field else name)
+                  for name, value in data.items()})
+
+
+def _typed(hint: Any, value: Any, field: str) -> Any:
+    """`value` converted to the annotation `hint` (JSON list -> tuple, int -> float), else ConfigError."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, field)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, getattr(types, "UnionType", typing.Union)):
+        if value is None and type(None) in args:
+            return None
+        for arm in args:
+            if arm is not type(None):
+                try:
+                    return _typed(arm, value, field)
+                except ConfigError:
+                    pass
+        raise _type_error(hint, value, field)
+    if origin is typing.Literal:
+        if any(value == a and type(value) is type(a) for a in args):
+            return value
+        raise ConfigError(f"config field {field} must be one of {', '.join(map(json.dumps, args))}, got {_show(value)}")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif hint is type(None):
+        if value is None:
+            return None
+    elif hint in (tuple, list) or origin in (tuple, list):
+        if isinstance(value, (list, tuple)):
+            if not args:
+                items = list(value)
+            elif len(args) == 2 and args[1] is Ellipsis:
+                items = [_typed(args[0], v, f"{field}[{i}]") for i, v in enumerate(value)]
+            elif len(args) == len(value):
+                items = [_typed(a, v, f"{field}[{i}]") for i, (a, v) in enumerate(zip(args, value))]
+            else:
+                raise ConfigError(f"config field {field} must be a list of {len(args)} items, got {_show(value)}")
+            return tuple(items) if (hint is tuple or origin is tuple) else items
+    elif hint is dict or origin is dict:
+        if isinstance(value, dict):
+            if not args:
+                return dict(value)
+            return {_typed(args[0], k, f"{field} key"): _typed(args[1], v, f"{field}.{k}") for k, v in value.items()}
+    else:  # an annotation this checker does not know: accept the value as it is
+        return value
+    raise _type_error(hint, value, field)
+
+
+def check_value(field: str, value: Any, ok: bool, expected: str) -> None:
+    """ConfigError 'config field {field} must be {expected}, got {value}' unless `ok`: the value checks a
+    config class runs in __post_init__, worded like the type checks of `from_dict`."""
+    if not ok:
+        raise ConfigError(f"config field {field} must be {expected}, got {_show(value)}")
+
+
+def _type_error(hint: Any, value: Any, field: str) -> ConfigError:
+    return ConfigError(f"config field {field} must be {_describe(hint)}, got {_show(value)}")
+
+
+def _describe(hint: Any) -> str:
+    """'an integer', 'a list of strings', ... for messages."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return f"a JSON object ({hint.__name__})"
+    if origin in (typing.Union, getattr(types, "UnionType", typing.Union)):
+        return " or ".join(_describe(a) for a in args)
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null",
+             dict: "a JSON object", tuple: "a list", list: "a list"}
+    if hint in names:
+        return names[hint]
+    if origin in (tuple, list):
+        if not args or (len(args) == 2 and args[1] is Ellipsis):
+            return f"a list of {_plural(args[0])}" if args else "a list"
+        return f"a list of {len(args)} items ({', '.join(_describe(a) for a in args)})"
+    if origin is dict:
+        return f"a JSON object of {_plural(args[1])}" if args else "a JSON object"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _plural(hint: Any) -> str:
+    return {bool: "true/false values", int: "integers", float: "numbers", str: "strings"}.get(hint, _describe(hint))
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it in JSON, with its JSON type: '"1.0" (a string)'."""
+    kind = {bool: "true/false", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "a JSON object", type(None): "null"}.get(type(value), type(value).__name__)
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return text if kind in ("null", "true/false") else f"{text} ({kind})"
 
 
 def atomic_write(path: str | Path, write: typing.Callable[[str], None]) -> None:
@@ -91,14 +212,26 @@ def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: d
 
 
 def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a safetensors file, failing with the path on anything unreadable."""
+    """Read a safetensors file, failing with the path on anything unreadable or on any NaN/inf value (a
+    corrupt file or a diverged run would otherwise load and produce black images)."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"missing weights file: {path}")
     try:
-        return load_file(str(path))
+        tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
         raise WeightsError(f"{path} is not a readable safetensors file ({e})") from None
+    check_finite(tensors, str(path))
+    return tensors
+
+
+def check_finite(tensors: dict[str, torch.Tensor], what: str) -> None:
+    """Raise WeightsError naming the tensors of `what` that hold NaN or inf values."""
+    bad = [f"{k} ({int((~torch.isfinite(t)).sum())} of {t.numel()} values)" for k, t in tensors.items()
+           if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise WeightsError(f"{what} holds NaN or inf values in {len(bad)} tensor(s): {', '.join(bad[:3])}"
+                           f"{' ...' if len(bad) > 3 else ''}; the file is corrupt or comes from a diverged run")
 
 
 def check_state(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
@@ -131,3 +264,64 @@ def load_into(module: nn.Module, path: str | Path, prefix: str = "") -> None:
     check_state(module, state, str(path))
     own = module.state_dict()
     module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
+
+
+# --- weights directories ---------------------------------------------------------------------------------
+# encoder dir: config.json {"kind": "encoder", "encoder": EncoderConfig, ...} + encoder.safetensors (+ hed.safetensors)
+# model dir:   config.json {"kind": "model", "model": name, "config": ..., "encoder": preset} + decoder.safetensors
+#              (+ encoder.safetensors when the model carries its own encoder, e.g. converted AdaIN)
+# Written here (converters and training exports); read by models/pretrained.py.
+CONFIG_FILE = "config.json"
+ENCODER_FILE = "encoder.safetensors"
+DECODER_FILE = "decoder.safetensors"
+
+
+def sha256(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_encoder_dir(out_dir: str | Path, state: dict[str, torch.Tensor], config: Any,
+                     metadata: dict[str, str] | None = None,
+                     extra: dict[str, dict[str, torch.Tensor]] | None = None) -> Path:
+    """Write an encoder dir: encoder.safetensors + config.json (+ `extra` files, {name: tensors}).
+
+    Args:
+        state: the encoder's tensors.
+        config: its EncoderConfig.
+        metadata: provenance (source, file, sha256, licence), stored in every file and config.json.
+        extra: further safetensors files of the dir, e.g. {'hed.safetensors': HED head tensors}.
+    """
+    out_dir = Path(out_dir)
+    save_tensors(out_dir / ENCODER_FILE, state, metadata)
+    for name, tensors in (extra or {}).items():
+        save_tensors(out_dir / name, tensors, metadata)
+    save_json(out_dir / CONFIG_FILE, {"kind": "encoder", "encoder": to_dict(config), **(metadata or {})})
+    return out_dir
+
+
+def save_model_dir(model: nn.Module, name: str, config: Any, out_dir: str | Path, encoder: str,
+                   metadata: dict[str, str] | None = None, dtype: torch.dtype | None = None,
+                   with_encoder: bool = False) -> Path:
+    """Write config.json + decoder.safetensors (+ encoder.safetensors) for a registered model.
+
+    Args:
+        name: the model's registry name; config: its config dataclass.
+        encoder: the encoder preset (or dir) it was trained with.
+        dtype: cast floating tensors of decoder.safetensors (e.g. torch.float16 for shipping).
+        with_encoder: also write the model's own encoder (a model that brings one, e.g. converted AdaIN).
+    """
+    out_dir = Path(out_dir)
+    cast = (lambda t: t.to(dtype) if dtype is not None and t.is_floating_point() else t)
+    state = {k: cast(v) for k, v in model.state_dict().items() if not k.startswith("encoder.")}
+    save_tensors(out_dir / DECODER_FILE, state, metadata)
+    if with_encoder:
+        save_tensors(out_dir / ENCODER_FILE,
+                     {k[len("encoder."):]: v for k, v in model.state_dict().items() if k.startswith("encoder.")}, metadata)
+    save_json(out_dir / CONFIG_FILE, {"kind": "model", "model": name, "encoder": encoder,
+                                      "config": to_dict(config), **(metadata or {})})
+    return out_dir

@@ -28,6 +28,11 @@ class StyleCode:
     def to(self, device: torch.device | str) -> "StyleCode":
         return StyleCode({t: v.to(device) for t, v in self.mean.items()}, {t: v.to(device) for t, v in self.std.items()})
 
+    def cpu_copy(self) -> "StyleCode":
+        """A float32 CPU copy, detached (usable outside the inference mode it was made in)."""
+        return StyleCode({t: v.detach().float().cpu().clone() for t, v in self.mean.items()},
+                         {t: v.detach().float().cpu().clone() for t, v in self.std.items()})
+
     @staticmethod
     def average(codes: Sequence["StyleCode"], weights: Sequence[float] | None = None) -> "StyleCode":
         """One code whose statistics are the weighted average of several (e.g. several images of one artist)."""

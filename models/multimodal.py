@@ -46,12 +46,12 @@ from einops import rearrange
 from . import functional as Fn
 
 if TYPE_CHECKING:
-    from .adain import AdaINModel
+    from .contract import StatisticsModel
 
 MAX_MODES = 32
 TRANSFORMS = ("adain", "wct")
 EDGES = ("soft", "hard")
-INSTALL_HINT = "pip install PyMaxflow (or pip install 'stylemix[multimodal]')"
+INSTALL_HINT = "pip install PyMaxflow (a dependency of stylemix: reinstall it, e.g. pip install -e .)"
 
 
 @dataclass
@@ -287,7 +287,7 @@ def _wct_regions(content: torch.Tensor, labels: torch.Tensor, modes: StyleModes,
     for i in range(content.shape[0]):
         for j in labels[i].unique().tolist():
             region = labels[i] == j
-            out[i][:, region] = Fn.whiten_colour(content[i][:, region].float(), style[:, style_lab == j].float())
+            out[i][:, region] = Fn.whiten_color(content[i][:, region].float(), style[:, style_lab == j].float())
     return out
 
 
@@ -334,13 +334,13 @@ def mode_targets(feats: dict[str, torch.Tensor], styles: Sequence[StyleModes], w
     return out, labels
 
 
-def stylize_modes(model: "AdaINModel", content: torch.Tensor, styles: Sequence[torch.Tensor],
+def stylize_modes(model: "StatisticsModel", content: torch.Tensor, styles: Sequence[torch.Tensor],
                   weights: torch.Tensor, config: MultimodalConfig, alpha: float = 1.0
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Encode, split styles into modes, match regions, decode.
 
     Args:
-        model: an AdaINModel (encoder, decoder, mix_taps).
+        model: a model with capabilities.modes (contract.StatisticsModel: encode_content, mix_taps, decode).
         content: (b, 3, h, w) RGB [0, 1], h and w multiples of model.stride.
         styles: S style images, each (1, 3, h_s, w_s) RGB [0, 1].
         weights: (s,) normalised weights or (s, b, 1, h, w) spatial weights.
@@ -350,16 +350,15 @@ def stylize_modes(model: "AdaINModel", content: torch.Tensor, styles: Sequence[t
     Returns:
         (stylised (b, 3, h, w) in [0, 1], labels (s, b, h/8, w/8) at the label tap; all zeros for K = 1).
     """
-    feats = model.encode(content)
+    feats = model.encode_content(content)
     if config.modes == 1:  # plain AdaIN, exactly: no clustering, no graph cut
         codes = [model.style_code(s)[0] for s in styles]
-        targets = model.mix(feats, codes, weights, alpha)
         lt = feats[config.label_tap]
         labels = torch.zeros(len(styles), lt.shape[0], *lt.shape[-2:], dtype=torch.long, device=lt.device)
-    else:
-        require_maxflow()
-        modes = [style_modes(model.encode(s), model.mix_taps, config) for s in styles]
-        targets, labels = mode_targets(feats, modes, weights, model.mix_taps, config, alpha)
+        return model.stylize(feats, codes, weights, alpha), labels
+    require_maxflow()
+    modes = [style_modes(model.encode_content(s), model.mix_taps, config) for s in styles]
+    targets, labels = mode_targets(feats, modes, weights, model.mix_taps, config, alpha)
     return model.decode(targets).clamp(0, 1), labels
 
 
@@ -370,7 +369,7 @@ def label_palette(k: int) -> torch.Tensor:
     return torch.tensor([colorsys.hsv_to_rgb((i * 0.618033988749895) % 1.0, 0.65, 0.95) for i in range(k)])
 
 
-def label_colours(labels: torch.Tensor, k: int, size: tuple[int, int] | None = None) -> torch.Tensor:
+def label_colors(labels: torch.Tensor, k: int, size: tuple[int, int] | None = None) -> torch.Tensor:
     """Colour a label map, one colour per mode.
 
     Args:

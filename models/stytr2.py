@@ -36,6 +36,7 @@ from einops import rearrange
 from torch import nn
 
 from . import functional as Fn
+from .contract import Capabilities, per_image_alpha
 from .decoder import Decoder, DecoderConfig
 from .registry import register_model
 from .vgg import EncoderConfig, VGGEncoder, tap_channels, tap_stride
@@ -74,6 +75,16 @@ class StyleTokens:
     def cpu_copy(self) -> "StyleTokens":
         """A float32 CPU copy, detached (usable outside the inference mode it was made in)."""
         return StyleTokens(self.tokens.detach().float().cpu().clone())
+
+
+@dataclass
+class ContentTokens:
+    """An encoded content image (`StyTr2Model.encode_content`), reusable for any styles and weights."""
+
+    grid: torch.Tensor  # (b, d, h, w) patch embedding (the content's own style memory comes from it, alpha < 1)
+    tokens: torch.Tensor  # (b, n, d) content-encoder output
+    pos: torch.Tensor  # (b, n, d) CAPE positions
+    size: tuple[int, int]  # (h, w) of the image before padding to the patch
 
 
 def _mlp(cfg: StyTr2Config) -> nn.Module:
@@ -212,8 +223,16 @@ class CAPE(nn.Module):
         return F.interpolate(pos, size=grid.shape[-2:], mode="bilinear", align_corners=False)
 
 
+@register_model("stytr2", StyTr2Config)
 class StyTr2Model(nn.Module):
-    """One content image + K weighted styles -> one stylised image, in one forward pass."""
+    """One content image + K weighted styles -> one stylised image, in one forward pass.
+
+    Implements `contract.StyleModel`. Its codes are style tokens, so saved statistics codes, the style bank,
+    tiling with whole-image statistics and multi-modal transfer do not apply (see `capabilities`); its VGG
+    encoder only scores training losses, so no encoder can be chosen at load time.
+    """
+
+    capabilities = Capabilities()
 
     def __init__(self, config: StyTr2Config):
         super().__init__()
@@ -286,22 +305,72 @@ class StyTr2Model(nn.Module):
         memory = self.style_memory(self.embed_grid(image))
         return [StyleTokens(m) for m in memory]
 
-    def blend_weights(self, weights: Sequence[float] | torch.Tensor | None, k: int, grid_size: tuple[int, int],
-                      alpha: float) -> torch.Tensor:
-        """Weights -> (k + [alpha < 1], b|1, n|1) attention shares. (k,) weights are validated and
-        normalised; (k, b, 1, h, w) spatial weights are resized to the token grid. alpha < 1 appends the
-        content itself as one more style with weight 1 - alpha (alpha = 0: the trained reconstruction)."""
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-        if isinstance(weights, torch.Tensor) and weights.dim() == 5:
-            if weights.shape[0] != k:
-                raise ValueError(f"got spatial weights for {weights.shape[0]} styles, but {k} styles")
+    def check_codes(self, codes: Sequence[object]) -> None:
+        """Every code must be StyleTokens of this model's width (statistics codes suit AdaIN models only)."""
+        for i, c in enumerate(codes):
+            if not isinstance(c, StyleTokens) or c.tokens.shape[-1] != self.config.width:
+                got = f"{type(c).__name__}" + (f" of width {c.tokens.shape[-1]}" if isinstance(c, StyleTokens) else "")
+                raise ValueError(f"style {i + 1} is a {got}; this StyTr² model needs style images (or StyleTokens "
+                                 f"of width {self.config.width} it encoded); statistics codes only suit AdaIN models")
+
+    def encode_content(self, images: torch.Tensor) -> ContentTokens:
+        """The contract's content encoding: (b, 3, h, w) RGB [0, 1], any size -> ContentTokens."""
+        grid = self.embed_grid(images)
+        tokens, pos = self.content_memory(grid)
+        return ContentTokens(grid, tokens, pos, (images.shape[-2], images.shape[-1]))
+
+    def blend_weights(self, weights: torch.Tensor, k: int, grid_size: tuple[int, int],
+                      alpha: float | torch.Tensor) -> torch.Tensor:
+        """Weights -> (k + [alpha < 1], b|1, n|1) attention shares.
+
+        Args:
+            weights: (k,) normalised, (k, b) one blend per output image, or (k, b, 1, h, w) spatial (resized
+                to the token grid).
+            alpha: in [0, 1], one per output image with (k, b) weights; alpha < 1 appends the content itself
+                as one more style with weight 1 - alpha (alpha = 0: the trained reconstruction).
+        """
+        if weights.dim() in (2, 5) and weights.shape[0] != k:
+            raise ValueError(f"got {'spatial ' if weights.dim() == 5 else ''}weights for {weights.shape[0]} styles, "
+                             f"but {k} styles")
+        if weights.dim() == 5:
             w = rearrange(Fn.resize_weights(weights, grid_size), "k b 1 h w -> k b (h w)")
+        elif weights.dim() == 2:
+            w = weights.float()[..., None]  # (k, b, 1)
         else:
             w = Fn.validate_weights(weights, k)[:, None, None]
-        if alpha < 1.0:
-            w = torch.cat([w * alpha, torch.full_like(w[:1], 1.0 - alpha)])
+        a = per_image_alpha(alpha, weights.shape[1] if weights.dim() == 2 else 1)[None, :, None].to(w)  # (1, b|1, 1)
+        if bool((a < 1).any()):
+            w = torch.cat([w * a, (1.0 - a) * torch.ones_like(w[:1])])
         return w
+
+    def stylize(self, content: ContentTokens, codes: Sequence[StyleTokens], weights: torch.Tensor,
+                alpha: float | torch.Tensor = 1.0) -> torch.Tensor:
+        """The contract's stylisation: the transformer decoder attends to the K styles' tokens, then the CNN
+        decoder paints.
+
+        Args:
+            content: `encode_content`'s ContentTokens.
+            codes: K StyleTokens (`style_code`), shared by the batch.
+            weights: (k,) normalised, (k, n) one blend per output image (content of batch 1), or (k, b, 1, h, w).
+            alpha: content/style trade-off in [0, 1]; one per image with (k, n) weights.
+
+        Returns:
+            (b or n, 3, h, w) stylised images in [0, 1], of the content's size before padding.
+        """
+        self.check_codes(codes)
+        size = (content.grid.shape[-2], content.grid.shape[-1])
+        tokens, pos = content.tokens, content.pos
+        wts = self.blend_weights(weights, len(codes), size, alpha).to(tokens.device)
+        if weights.dim() == 2:  # n output images from one content
+            tokens, pos = tokens.expand(weights.shape[1], -1, -1), pos.expand(weights.shape[1], -1, -1)
+        styles = [c.tokens.to(tokens)[None] for c in codes]
+        if len(wts) > len(codes):  # alpha < 1: the content is one more style
+            styles.append(self.style_memory(content.grid))
+        live = [i for i in range(len(styles)) if bool((wts[i] > 0).any())]  # zero weights: no attention at all
+        styles, wts = [styles[i] for i in live], wts[live]
+        out = self.transfer(tokens, pos, styles, wts if len(styles) > 1 else None)
+        h, w = content.size
+        return self.decode(out, size)[..., :h, :w].clamp(0, 1)
 
     def forward(self, content: torch.Tensor, codes: Sequence[StyleTokens],
                 weights: Sequence[float] | torch.Tensor | None = None, alpha: float = 1.0) -> torch.Tensor:
@@ -314,25 +383,6 @@ class StyTr2Model(nn.Module):
         Returns:
             (b, 3, h, w) stylised images in [0, 1].
         """
-        for i, c in enumerate(codes):
-            if not isinstance(c, StyleTokens) or c.tokens.shape[-1] != self.config.width:
-                got = f"{type(c).__name__}" + (f" of width {c.tokens.shape[-1]}" if isinstance(c, StyleTokens) else "")
-                raise ValueError(f"style {i + 1} is a {got}; this StyTr² model needs style images (or StyleTokens "
-                                 f"of width {self.config.width} it encoded); statistics codes only suit AdaIN models")
-        h, w = content.shape[-2:]
-        grid = self.embed_grid(content)
-        size = tuple(grid.shape[-2:])
-        tokens, pos = self.content_memory(grid)
-        wts = self.blend_weights(weights, len(codes), size, alpha).to(tokens.device)
-        styles = [c.tokens.to(tokens)[None] for c in codes]
-        if alpha < 1.0:
-            styles.append(self.style_memory(grid))
-        live = [i for i in range(len(styles)) if bool((wts[i] > 0).any())]  # zero weights: no attention at all
-        styles, wts = [styles[i] for i in live], wts[live]
-        out = self.transfer(tokens, pos, styles, wts if len(styles) > 1 else None)
-        return self.decode(out, size)[..., :h, :w].clamp(0, 1)
-
-
-@register_model("stytr2", StyTr2Config)
-def build_stytr2(config: StyTr2Config) -> StyTr2Model:
-    return StyTr2Model(config)
+        if not (isinstance(weights, torch.Tensor) and weights.dim() == 5):
+            weights = Fn.validate_weights(weights, len(codes))
+        return self.stylize(self.encode_content(content), codes, weights, alpha)

@@ -6,17 +6,13 @@ PyPI fails here exactly as it would on a clean CI machine. Add new fixtures belo
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # running from a clean clone without `pip install -e .`
-    sys.path.insert(0, str(ROOT))
-
-from models.adain import AdaINConfig, AdaINModel  # noqa: E402
+from stylemix.models import precision
+from stylemix.models.adain import AdaINConfig, AdaINModel  # the package installed: pip install -e '.[test]'
 
 
 @pytest.fixture(autouse=True)
@@ -26,6 +22,14 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("STYLEMIX_CACHE", str(cache))
     monkeypatch.setenv("STYLEMIX_OFFLINE", "1")
     return cache
+
+
+@pytest.fixture(autouse=True)
+def _no_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Precision 'auto' means fp32 in every test, whatever this CPU offers (tests/test_precision.py covers
+    the decision itself); a test that wants bf16 asks for it."""
+    monkeypatch.setattr(precision, "_cpu_flags", lambda: frozenset())
+    monkeypatch.setattr(precision, "_cpu_capability", lambda: "DEFAULT")
 
 
 @pytest.fixture
@@ -48,7 +52,7 @@ def _calibrated_adain(seed: int = 0, config: AdaINConfig | None = None) -> tuple
     rescaled so a reconstruction lands around 0.5 +- 0.2 instead of being clamped to 0 or 1."""
     from torch import nn
 
-    from models.decoder import DecoderConfig
+    from stylemix.models.decoder import DecoderConfig
 
     torch.manual_seed(seed)
     config = config or AdaINConfig(decoder=DecoderConfig(width=0.25))
@@ -70,7 +74,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model dir (config.json + encoder.safetensors + decoder.safetensors) of a small random AdaIN model
     (VGG16 encoder to relu4_1, decoder width 0.25) that `Stylizer.from_pretrained(dir)` loads offline.
     Read-only: copy it before changing anything."""
-    from models.pretrained import save_model_dir
+    from stylemix.models.io import save_model_dir
 
     model, config = _calibrated_adain()
     out = tmp_path_factory.mktemp("tiny-adain")

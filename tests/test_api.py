@@ -1,5 +1,5 @@
 """Stylizer facts on a small random model (tests/conftest.py: tiny_model_dir): blend weights behave as
-documented, alpha=0 decodes the content features, any size round-trips, codes == images, masks."""
+documented, alpha=0 returns the content itself, any size round-trips, codes == images, masks."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,10 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
-from inference import Stylizer
-from inference.images import crop_to, pad_to_multiple
-from models.io import WeightsError
-from models.mixing import StyleCode
+from stylemix.inference import Stylizer
+from stylemix.inference.images import crop_to, pad_to_multiple
+from stylemix.inference.detail import Frame
+from stylemix.models.io import WeightsError
+from stylemix.models.mixing import StyleCode
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +34,9 @@ def test_from_pretrained_and_lazy_export(stylizer):
 
 
 def test_no_decoder_installed_says_what_to_do(monkeypatch, tmp_path):
-    from models import pretrained
+    from stylemix.models import pretrained
 
-    monkeypatch.setattr(pretrained, "REPO_WEIGHTS", tmp_path / "weights")
+    monkeypatch.setattr(pretrained, "shipped_weights", lambda: tmp_path / "weights")
     with pytest.raises(WeightsError, match="no trained decoder is installed.*stylemix train.*weights convert adain"):
         Stylizer.from_pretrained()
     with pytest.raises(WeightsError, match="no weights directory 'missing-model'"):
@@ -74,16 +75,30 @@ def test_style_order_invariance(stylizer):
     assert (a - d).abs().max() > 1e-3
 
 
-def test_alpha_zero_decodes_content_features(stylizer):
+def test_alpha_zero_returns_the_content_exactly(stylizer):
     out = stylizer.stylize(CONTENT, STYLES[:2], alpha=0.0, return_tensor=True)
+    assert torch.equal(out, CONTENT)  # the photo itself, not the decoder's reconstruction of it
+    for kw in ({"preserve_color": "luminance"}, {"preserve_color": "match"}, {"weights": [0, 1]}):
+        assert torch.equal(stylizer.stylize(CONTENT, STYLES[:2], alpha=0.0, return_tensor=True, **kw), CONTENT)
+    assert torch.equal(stylizer.stylize_tiled(CONTENT, STYLES[:2], alpha=0.0, tile=32, halo=8, return_tensor=True),
+                       CONTENT)
+    cells, _ = stylizer.alpha_sweep(CONTENT, STYLES[:2], steps=3, preserve_color="luminance")
+    assert torch.equal(cells[0], CONTENT[0]) and not torch.equal(cells[1], CONTENT[0])
+    half = stylizer.stylize(CONTENT, STYLES[:2], alpha=0.5, return_tensor=True)
+    assert (half - out).abs().mean() > 1e-3
+    with pytest.raises(ValueError, match="3 weights for 2 styles"):  # inputs are still checked at alpha 0
+        stylizer.stylize(CONTENT, STYLES[:2], weights=[1, 1, 1], alpha=0.0)
+
+
+def test_the_model_at_alpha_zero_decodes_the_content_features(stylizer):
     m = stylizer.model
     with torch.no_grad():
         x, size = pad_to_multiple(CONTENT, m.stride)
         feats = m.encode(x)
         ref = crop_to(m.decode({t: feats[t] for t in m.mix_taps}).clamp(0, 1), size)
-    assert torch.allclose(out, ref, atol=1e-6)
-    half = stylizer.stylize(CONTENT, STYLES[:2], alpha=0.5, return_tensor=True)
-    assert (half - out).abs().mean() > 1e-3
+        got = crop_to(m.stylize(m.encode_content(x), stylizer.style_codes(STYLES[:2]), torch.tensor([0.5, 0.5]), 0.0),
+                      size)
+    assert torch.allclose(got.float().clamp(0, 1), ref, atol=1e-6)
 
 
 def test_codes_and_images_give_identical_output(stylizer):
@@ -103,7 +118,8 @@ def test_k_cached_codes_cost_one_content_pass(stylizer, monkeypatch):
     original = stylizer.model.encode
     monkeypatch.setattr(stylizer.model, "encode", lambda x: calls.append(x.shape) or original(x))
     stylizer.stylize(CONTENT, codes, weights=[1, 1, 1])
-    assert calls == [(1, 3, 40, 48)]
+    pad = Frame((40, 48)).pad  # the reflected border around the content (inference/detail.py)
+    assert calls == [(1, 3, 40 + 2 * pad, 48 + 2 * pad)]
 
 
 def test_style_paths_and_missing_files(stylizer, tmp_path):
@@ -178,10 +194,50 @@ def test_mask_errors(stylizer):
         stylizer.stylize(CONTENT, STYLES[:2], masks=[torch.ones(40, 48)])
     with pytest.raises(ValueError, match="mask 2 is 30x30 px but the content is 48x40 px"):
         stylizer.stylize(CONTENT, STYLES[:2], masks=[torch.ones(40, 48), torch.ones(30, 30)])
+    with pytest.raises(ValueError, match="all 2 masks are zero .*everywhere"):  # not silently "no masks"
+        stylizer.stylize(CONTENT, STYLES[:2], masks=[torch.zeros(40, 48), np.zeros((40, 48), np.uint8)])
+    with pytest.raises(ValueError, match="all 2 masks are zero"):
+        stylizer.stylize_tiled(CONTENT, STYLES[:2], masks=[torch.zeros(40, 48)] * 2, tile=32, halo=8)
+    half = torch.zeros(40, 48)
+    half[:, :24] = 1  # one empty mask among others is fine: that style applies nowhere
+    stylizer.stylize(CONTENT, STYLES[:2], masks=[half, torch.zeros(40, 48)])
+
+
+@pytest.mark.parametrize("weights", ["ab", ["a", "b"], [None, 1]])
+def test_weights_that_are_not_numbers_are_a_type_error(stylizer, weights):
+    with pytest.raises(TypeError, match="style weights must be a sequence of 2 numbers"):
+        stylizer.stylize(CONTENT, STYLES[:2], weights=weights)
+
+
+def test_huge_finite_weights_blend_like_equal_weights(stylizer):
+    equal = stylizer.stylize(CONTENT, STYLES[:2], return_tensor=True)
+    huge = stylizer.stylize(CONTENT, STYLES[:2], weights=[1e308, 1e308], return_tensor=True)
+    assert torch.equal(huge, equal) and huge.std() > 0.05  # not a flat grey image
 
 
 def test_bf16_autocast_close_to_fp32(tiny_model_dir):
-    fp32 = Stylizer.from_pretrained(tiny_model_dir).stylize(CONTENT, STYLES[:2], return_tensor=True)
+    fp32 = Stylizer.from_pretrained(tiny_model_dir, dtype="fp32").stylize(CONTENT, STYLES[:2], return_tensor=True)
     bf16 = Stylizer.from_pretrained(tiny_model_dir, dtype="bf16").stylize(CONTENT, STYLES[:2], return_tensor=True)
     assert bf16.dtype == torch.float32 and bf16.shape == fp32.shape
     assert (bf16 - fp32).abs().mean() < 0.05
+
+
+def test_style_scale_paints_at_the_working_size_and_returns_full_size(stylizer, monkeypatch):
+    import stylemix.inference.api as api
+
+    monkeypatch.setattr(api, "WORK_SIZE", 32)  # tiny images in tests: work at 32 px on the long side
+    calls = []
+    original = stylizer.model.encode
+    monkeypatch.setattr(stylizer.model, "encode", lambda x: calls.append(tuple(x.shape[-2:])) or original(x))
+    code = stylizer.encode_style(STYLES[0])
+    calls.clear()
+    out = stylizer.stylize(CONTENT, [code], return_tensor=True)  # 40 x 48 content
+    pad = Frame((1, 1)).pad
+    assert out.shape[-2:] == (40, 48)
+    up8 = lambda v: -(-v // 8) * 8  # noqa: E731
+    assert calls == [(up8(27 + 2 * pad), up8(32 + 2 * pad))]  # 27 x 32 working size + border, to multiples of 8
+    calls.clear()
+    full = stylizer.stylize(CONTENT, [code], return_tensor=True, style_scale=None)
+    assert calls == [(40 + 2 * pad, 48 + 2 * pad)] and full.shape == out.shape
+    with pytest.raises(ValueError, match="style_scale"):
+        stylizer.stylize(CONTENT, [code], style_scale=0)

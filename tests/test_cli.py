@@ -15,10 +15,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from inference.cli import UsageError, main
-from inference.commands.stylize import parse_style_spec
+from stylemix.inference.cli import UsageError, main
+from stylemix.inference.commands.stylize import parse_style_spec
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -83,7 +82,7 @@ def test_stylize_json_and_atomic_output(tiny_model_dir, files, capsys):
 
 
 def test_stylize_matches_api(tiny_model_dir, files, capsys):
-    from inference import Stylizer
+    from stylemix.inference import Stylizer
 
     out = files["dir"] / "r.png"
     rc, _, err = run(["stylize", files["content"], "-s", f"{files['a']}:0.25", "-s", f"{files['b']}:0.75",
@@ -115,7 +114,7 @@ def test_stylize_folder_skips_bad_files_and_fails(tiny_model_dir, files, capsys)
 
 
 def test_stylize_masks_match_the_api_and_split_the_image(tiny_model_dir, files, capsys):
-    from inference import Stylizer
+    from stylemix.inference import Stylizer
 
     left = np.zeros((40, 48), np.uint8)
     left[:, :24] = 255
@@ -137,7 +136,7 @@ def test_stylize_masks_match_the_api_and_split_the_image(tiny_model_dir, files, 
 
 
 def test_stylize_tiles_match_the_api_at_full_size(tiny_model_dir, files, capsys):
-    from inference import Stylizer
+    from stylemix.inference import Stylizer
 
     big = _png(files["dir"] / "big.png", 7, 24, 1100)  # wider than the untiled default --max-size of 1024
     out = files["dir"] / "tiled.png"
@@ -215,19 +214,18 @@ def test_bad_inputs_exit_2_with_one_line(tiny_model_dir, files, capsys, tmp_path
 
 
 def test_no_decoder_installed(monkeypatch, files, capsys, tmp_path):
-    from models import pretrained
+    from stylemix.models import pretrained
 
-    monkeypatch.setattr(pretrained, "REPO_WEIGHTS", tmp_path / "weights")
+    monkeypatch.setattr(pretrained, "shipped_weights", lambda: tmp_path / "weights")
     rc, _, err = run(["stylize", files["content"], "-s", files["a"], "-o", tmp_path / "o.png"], capsys)
     assert_one_line_error(rc, err, "no trained decoder is installed", "stylemix weights convert adain")
 
 
-def test_offline_without_cached_encoder_names_the_fetch_command(files, capsys, tmp_path):
-    from conftest import _calibrated_adain
-    from models.pretrained import save_model_dir
+def test_offline_without_cached_encoder_names_the_fetch_command(files, capsys, tmp_path, make_calibrated_model):
+    from stylemix.models.io import save_model_dir
 
-    model, config = _calibrated_adain()
-    save_model_dir(model, "adain", config, tmp_path / "m", encoder="vgg16-hed")  # no encoder in the dir
+    model = make_calibrated_model()
+    save_model_dir(model, "adain", model.config, tmp_path / "m", encoder="vgg16-hed")  # no encoder in the dir
     assert os.environ["STYLEMIX_OFFLINE"] == "1"
     rc, _, err = run(["stylize", files["content"], "-s", files["a"], "--model", tmp_path / "m",
                       "-o", tmp_path / "o.png"], capsys)
@@ -235,13 +233,201 @@ def test_offline_without_cached_encoder_names_the_fetch_command(files, capsys, t
 
 
 def test_subprocess_error_has_no_traceback(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "inference.cli", "stylize", str(tmp_path / "missing.png"),
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "stylemix.inference.cli", "stylize", str(tmp_path / "missing.png"),
                            "-s", "x.png", "-o", str(tmp_path / "o.png")],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip() == f"stylemix stylize: error: no such content image: {tmp_path / 'missing.png'}"
+
+
+# --- issue 12 part 3: what a careful user found ---------------------------------------------------------
+
+def _pixels(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB")).astype(int)
+
+
+def test_huge_finite_weights_do_not_overflow_to_a_flat_image(tiny_model_dir, files, capsys):
+    c, a, b, d = files["content"], files["a"], files["b"], files["dir"]
+    rc, out, err = run(["stylize", c, "-s", f"{a}:1e308", "-s", f"{b}:1e308", "--model", tiny_model_dir,
+                        "-o", d / "huge.png", "--json"], capsys)
+    assert rc == 0, err
+    assert json.loads(out)["weights"] == [0.5, 0.5]
+    assert run(["stylize", c, "-s", a, "-s", b, "--model", tiny_model_dir, "-o", d / "equal.png"], capsys)[0] == 0
+    assert np.array_equal(_pixels(d / "huge.png"), _pixels(d / "equal.png"))
+    assert _pixels(d / "huge.png").std() > 10  # not flat grey
+
+
+def test_alpha_zero_writes_the_content_photo(tiny_model_dir, files, capsys):
+    out = files["dir"] / "same.png"
+    rc, _, err = run(["stylize", files["content"], "-s", files["a"], "--alpha", "0", "--model", tiny_model_dir,
+                      "-o", out], capsys)
+    assert rc == 0, err
+    assert np.array_equal(_pixels(out), _pixels(files["content"]))
+
+
+def test_a_file_named_like_a_weighted_spec_is_that_file(tiny_model_dir, files, capsys):
+    d = files["dir"]
+    odd = d / "x.png:0.5"  # the docs promise colons in names work
+    odd.write_bytes(files["a"].read_bytes())
+    assert parse_style_spec(str(odd)) == (str(odd), None)
+    assert parse_style_spec(f"{odd}:0.25") == (str(odd), 0.25)
+    assert parse_style_spec(str(d / "a.png:0.5")) == (str(d / "a.png"), 0.5)  # no such file: a weight
+    rc, _, err = run(["stylize", files["content"], "-s", odd, "--model", tiny_model_dir, "-o", d / "o1.png"], capsys)
+    assert rc == 0, err
+    assert run(["stylize", files["content"], "-s", files["a"], "--model", tiny_model_dir, "-o", d / "o2.png"],
+               capsys)[0] == 0
+    assert np.array_equal(_pixels(d / "o1.png"), _pixels(d / "o2.png"))
+
+
+def test_a_thin_image_is_refused_with_its_own_size(tiny_model_dir, files, capsys):
+    tall = files["dir"] / "tall.png"
+    Image.fromarray(np.zeros((5000, 20, 3), np.uint8)).save(tall)
+    rc, _, err = run(["stylize", tall, "-s", files["a"], "--model", tiny_model_dir, "-o", files["dir"] / "o.png"],
+                     capsys)
+    assert_one_line_error(rc, err, "20x5000 px", "max_size 1024", "4x1024 px", "at least 16 px")
+
+
+@pytest.mark.parametrize("device, needle", [("bogus", "unknown device 'bogus': use cpu, cuda"),
+                                            ("cuda:x", "unknown device 'cuda:x'"),
+                                            ("cuda", "needs a CUDA GPU"), ("cuda:7", "cuda:7")])
+def test_bad_devices_are_one_line_before_any_work(files, capsys, tmp_path, device, needle):
+    if device.startswith("cuda:7") and torch.cuda.device_count() > 7 or device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has that GPU")
+    o = tmp_path / "o.png"
+    for argv in (["stylize", files["content"], "-s", files["a"], "-o", o, "--model", tmp_path / "nomodel"],
+                 ["grid", files["content"], "-s", files["a"], "-s", files["b"], "-o", o],
+                 ["optimize", files["content"], "-s", files["a"], "-o", o],
+                 ["styles", "add", "x", files["a"]], ["demo", "-o", o]):
+        rc, _, err = run([*argv, "--device", device], capsys)
+        assert_one_line_error(rc, err, needle)
+    assert not o.exists()
+
+
+def test_outputs_are_checked_before_the_model_loads(files, capsys, tmp_path):
+    c, a = files["content"], files["a"]
+    nomodel = ["--model", tmp_path / "nomodel"]  # any check that came after loading would name the model instead
+    cases = [
+        (["stylize", c, "-s", a, "-o", tmp_path / "o.xbm"], "cannot write", "XBM"),
+        (["stylize", c, "-s", a, "-o", tmp_path / "o.bufr"], "cannot write", "BUFR"),
+        (["stylize", c, "-s", a, "-o", "/proc/x.png"], "cannot write /proc/x.png", "not a writable folder"),
+        (["grid", c, "-s", a, "-s", files["b"], "-o", tmp_path / "g.xbm"], "Pillow cannot save"),
+        (["grid", c, "-s", a, "-s", files["b"], "-o", tmp_path / "g.png", "--cells", a], "--cells", "is a file"),
+        (["sheet", c, "-o", "/proc/sheet.png"], "not a writable folder"),
+        (["optimize", c, "-s", a, "-o", tmp_path / "o.bufr"], "BUFR"),
+    ]
+    for argv, *needles in cases:
+        rc, _, err = run([*argv, *nomodel], capsys)
+        assert_one_line_error(rc, err, *needles)
+    rc, _, err = run(["demo", "-o", "/proc/d.png"], capsys)  # the sweep beside it is checked too
+    assert_one_line_error(rc, err, "not a writable folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png", "in"]  # nothing written, no temp files
+
+
+def test_outputs_reaching_an_input_through_links_are_refused(files, capsys, tmp_path):
+    c = files["content"]
+    before = c.read_bytes()
+    os.symlink(c, tmp_path / "sym.png")
+    os.link(c, tmp_path / "hard.png")
+    os.symlink(c.parent, tmp_path / "alias")
+    for out in (tmp_path / "sym.png", tmp_path / "hard.png", tmp_path / "alias" / c.name):
+        rc, _, err = run(["stylize", c, "-s", files["a"], "-o", out, "--model", tmp_path / "nomodel"], capsys)
+        assert_one_line_error(rc, err, "is one of the inputs")
+    assert c.read_bytes() == before
+
+def test_save_labels_equal_to_output_is_refused(files, capsys, tmp_path):
+    pytest.importorskip("maxflow")
+    o = tmp_path / "o.png"
+    for labels, needle in ((o, f"output {o} is given twice"), (tmp_path / "x" / ".." / "o.png", "are the same file")):
+        rc, _, err = run(["stylize", files["content"], "-s", files["a"], "--modes", 2, "--save-labels", labels,
+                          "-o", o, "--model", tmp_path / "nomodel"], capsys)
+        assert_one_line_error(rc, err, needle)
+    assert not o.exists()
+
+
+def test_grid_cells_never_overwrite_an_input(tiny_model_dir, capsys, tmp_path):
+    cells = tmp_path / "cells"
+    cells.mkdir()
+    content = cells / "cell_00_01.png"  # a content file named like a cell, in the --cells folder
+    Image.fromarray((np.random.default_rng(0).random((40, 48, 3)) * 255).astype(np.uint8)).save(content)
+    style = _png(tmp_path / "s.png", 1, 32, 32)
+    before = content.read_bytes()
+    rc, _, err = run(["grid", content, "-s", style, "-s", style, "--steps", 2, "--cells", cells,
+                      "--model", tiny_model_dir, "-o", tmp_path / "g.png"], capsys)
+    assert_one_line_error(rc, err, "cell_00_01.png is one of the inputs")
+    assert content.read_bytes() == before and not (tmp_path / "g.png").exists()
+
+
+def test_folder_mode_keeps_existing_outputs_unless_overwrite(tiny_model_dir, files, capsys):
+    _png(files["dir"] / "in" / "d.png", 3, 33, 45)
+    out = files["dir"] / "outdir"
+    out.mkdir()
+    (out / "c.png").write_bytes(b"an earlier result")
+    argv = ["stylize", files["dir"] / "in", "-s", files["a"], "--model", tiny_model_dir, "-o", out]
+    rc, stdout, err = run(argv, capsys)
+    assert rc == 0 and (out / "c.png").read_bytes() == b"an earlier result"
+    assert err.strip() == (f"stylemix stylize: 1 of 2 outputs already exist in {out} and are kept "
+                           f"(pass --overwrite to replace them)")
+    assert Image.open(out / "d.png").size == (45, 33)
+    rc, stdout, err = run(argv, capsys)  # everything exists: nothing to do, said so
+    assert rc == 0 and "2 of 2 outputs already exist" in err
+    rc, _, err = run([*argv, "--overwrite"], capsys)
+    assert rc == 0, err
+    assert Image.open(out / "c.png").size == (48, 40)
+
+
+def _broken_model_dir(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_non_finite_weights_dir_is_refused_on_load_and_by_info(tiny_model_dir, files, capsys, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    bad = _broken_model_dir(tiny_model_dir, tmp_path / "nan-model")
+    state = load_file(str(bad / "decoder.safetensors"))
+    key = sorted(state)[0]
+    state[key] = state[key].clone()
+    state[key].view(-1)[:3] = torch.tensor([float("nan"), float("inf"), -float("inf")])
+    save_file(state, str(bad / "decoder.safetensors"))
+    before = (bad / "decoder.safetensors").read_bytes()
+    o = tmp_path / "o.png"
+    rc, _, err = run(["stylize", files["content"], "-s", files["a"], "--model", bad, "-o", o], capsys)
+    assert_one_line_error(rc, err, "decoder.safetensors holds NaN or inf values", f"{key} (3 of")
+    assert not o.exists()
+    rc, out, err = run(["weights", "info", bad], capsys)
+    assert_one_line_error(rc, err, "holds NaN or inf values")
+    assert "decoder.safetensors" in out and key in out  # the description is still printed
+    rc, out, err = run(["weights", "info", bad, "--json"], capsys)
+    assert rc == 2 and "NaN" in json.loads(out)["files"]["decoder.safetensors"]["problem"]
+    assert (bad / "decoder.safetensors").read_bytes() == before
+    assert run(["weights", "info", tiny_model_dir], capsys)[0] == 0
+
+
+@pytest.mark.parametrize("edit, needles", [
+    (lambda m: [], ["config.json must hold a JSON object", "got list"]),
+    (lambda m: {k: v for k, v in m.items() if k != "encoder"}, ["needs an 'encoder' field"]),
+    (lambda m: {**m, "model": ["adain"]}, ["'model' must be a registered model name"]),
+    (lambda m: {**m, "config": {**m["config"], "decoder": {**m["config"]["decoder"], "width": "1.0"}}},
+     ['config field config.decoder.width must be a number, got "1.0" (a string)']),
+    (lambda m: {**m, "config": {**m["config"], "decoder": {**m["config"]["decoder"], "skips": "relu3_1"}}},
+     ['config field config.decoder.skips must be a list of strings, got "relu3_1" (a string)']),
+    (lambda m: {**m, "config": {**m["config"], "decoder": []}},
+     ["config field config.decoder must be a JSON object (DecoderConfig), got [] (a list)"]),
+    (lambda m: {**m, "config": {**m["config"], "style_taps": ["relu1_1", True]}},
+     ["config field config.style_taps[1] must be a string, got true"]),
+])
+def test_malformed_config_json_is_one_line_naming_the_field(tiny_model_dir, files, capsys, tmp_path, edit, needles):
+    bad = _broken_model_dir(tiny_model_dir, tmp_path / "m")
+    meta = json.loads((bad / "config.json").read_text())
+    if edit(meta) is not None and isinstance(edit(meta), dict) and "encoder" not in edit(meta):
+        (bad / "encoder.safetensors").unlink()  # a model without its own encoder needs the field
+    (bad / "config.json").write_text(json.dumps(edit(meta)))
+    rc, _, err = run(["stylize", files["content"], "-s", files["a"], "--model", bad, "-o", tmp_path / "o.png"], capsys)
+    assert_one_line_error(rc, err, str(bad / "config.json"), *needles)
 
 
 # --- weights -------------------------------------------------------------------------------------------
@@ -295,10 +481,10 @@ def test_adain_layouts_match_the_original_indices():
 
 
 def test_convert_torchvision_round_trip(tmp_path, capsys, stylemix_cache):
-    from models.convert import ENCODER_PRESETS
-    from models.io import load_into
-    from models.pretrained import resolve_encoder
-    from models.vgg import VGGEncoder
+    from stylemix.models.convert import ENCODER_PRESETS
+    from stylemix.models.io import load_into
+    from stylemix.models.pretrained import resolve_encoder
+    from stylemix.models.vgg import VGGEncoder
 
     torch.manual_seed(0)
     features = _torchvision_features(TV_CFG["vgg16"]).eval()
@@ -328,8 +514,8 @@ def test_convert_torchvision_round_trip(tmp_path, capsys, stylemix_cache):
 
 
 def test_convert_adain_round_trip(tmp_path, capsys):
-    from inference import Stylizer
-    from models import functional as Fn
+    from stylemix.inference import Stylizer
+    from stylemix.models import functional as Fn
 
     torch.manual_seed(0)
     vgg, dec = _adain_vgg().eval(), _adain_decoder().eval()
@@ -400,3 +586,22 @@ def test_fetch_uses_the_cache(stylemix_cache, capsys):
     (enc / "encoder.safetensors").write_bytes(b"")  # cached: no download is attempted
     rc, out, _ = run(["weights", "fetch"], capsys)
     assert rc == 0 and str(enc) in out
+
+
+def test_fetch_refuses_offline_and_a_cache_that_is_a_file(stylemix_cache, capsys, monkeypatch, tmp_path):
+    import subprocess as sp
+
+    monkeypatch.setattr(sp, "run", lambda *a, **k: pytest.fail("no download may start"))
+    assert os.environ["STYLEMIX_OFFLINE"] == "1"
+    rc, out, err = run(["weights", "fetch"], capsys)
+    assert_one_line_error(rc, err, "STYLEMIX_OFFLINE is set", "unset it")
+    assert out == "" and not (stylemix_cache / "encoders").exists()
+    monkeypatch.delenv("STYLEMIX_OFFLINE")
+    afile = tmp_path / "cache-file"
+    afile.write_text("not a folder")
+    for cache in (afile, afile / "sub"):
+        monkeypatch.setenv("STYLEMIX_CACHE", str(cache))
+        rc, out, err = run(["weights", "fetch"], capsys)
+        assert_one_line_error(rc, err, f"STYLEMIX_CACHE={cache} is not usable", f"{afile} is a file")
+        assert out == "" and "fetching" not in err
+    assert afile.read_text() == "not a folder"

@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.convert import CAFFE_MEAN_BGR, ConversionError, hed_h5_to_state
-from models.hed import HED, HED_TAPS
-from models.io import WeightsError, load_into, load_json, load_tensors
-from models.pretrained import FETCH_COMMAND, convert_hed_file, load_encoder_config, resolve_encoder
-from models.vgg import VGGEncoder
+from stylemix.models.convert import CAFFE_MEAN_BGR, ConversionError, convert_hed_file, hed_h5_to_state
+from stylemix.models.hed import HED, HED_TAPS
+from stylemix.models.io import WeightsError, load_into, load_json, load_tensors
+from stylemix.models.pretrained import FETCH_COMMAND, load_encoder_config, resolve_encoder
+from stylemix.models.vgg import VGGEncoder
 
 BLOCKS = (2, 2, 3, 3, 3)  # convs per VGG16 block
 WIDTHS = (64, 128, 256, 512, 512)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.decoder import Decoder, DecoderConfig, decoder_plan
-from models.vgg import EncoderConfig, VGGEncoder
+from stylemix.models.decoder import Decoder, DecoderConfig, decoder_plan
+from stylemix.models.vgg import EncoderConfig, VGGEncoder
 
 UP = ("up", 0, 0)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models import functional as Fn
-from models.mixing import AdaIN, ConditionalInstanceNorm, StyleCode, stack_codes
+from stylemix.models import functional as Fn
+from stylemix.models.mixing import AdaIN, ConditionalInstanceNorm, StyleCode, stack_codes
 
 
 def _feats(*shape: int, seed: int = 0, scale: float = 3.0, shift: float = 1.0) -> torch.Tensor:
@@ -69,6 +69,19 @@ def test_validate_weights_normalises_and_defaults_to_equal():
     assert Fn.validate_weights(torch.tensor([2.0, 2.0]), 2).dtype == torch.float32
     with pytest.raises(ValueError, match="at least one style"):
         Fn.validate_weights(None, 0)
+
+
+def test_validate_weights_does_not_overflow_for_huge_finite_weights():
+    assert torch.equal(Fn.validate_weights([1e308, 1e308], 2), torch.tensor([0.5, 0.5]))
+    assert torch.equal(Fn.validate_weights([1.7e308, 1e-300, 0.0], 3), torch.tensor([1.0, 0.0, 0.0]))
+    w = Fn.validate_weights([3e307, 1e308], 2)
+    assert torch.allclose(w, torch.tensor([3 / 13, 10 / 13])) and torch.isfinite(w).all()
+
+
+@pytest.mark.parametrize("weights", ["ab", b"ab", ["a", "b"], [None, 1.0], {"a": 1}])
+def test_validate_weights_rejects_non_numbers_with_a_type_error(weights):
+    with pytest.raises(TypeError, match="style weights must be a sequence of 2 numbers"):
+        Fn.validate_weights(weights, 2)
 
 
 def test_blend_weights_one_zero_equal_the_single_style_exactly():
@@ -170,19 +183,19 @@ def _cov(x: torch.Tensor) -> torch.Tensor:
     return xc @ xc.T / (x.shape[1] - 1)
 
 
-def test_whiten_colour_gives_the_style_mean_and_covariance():
+def test_whiten_color_gives_the_style_mean_and_covariance():
     g = torch.Generator().manual_seed(0)
     mix_c = torch.randn(4, 4, generator=g, dtype=torch.float64)
     mix_s = torch.randn(4, 4, generator=g, dtype=torch.float64) * 2
     content = mix_c @ torch.randn(4, 600, generator=g, dtype=torch.float64) + 1.0
     style = mix_s @ torch.randn(4, 500, generator=g, dtype=torch.float64) - 3.0
-    out = Fn.whiten_colour(content, style)
+    out = Fn.whiten_color(content, style)
     assert out.shape == content.shape and out.dtype == torch.float64
     cov_s = _cov(style)
     scale = float(cov_s.abs().max())  # eps=1e-5 regularisation: agree to 1e-4 of the covariance scale
     torch.testing.assert_close(_cov(out), cov_s, rtol=0, atol=1e-4 * scale)
     torch.testing.assert_close(out.mean(1), style.mean(1), rtol=0, atol=1e-8)
-    assert Fn.whiten_colour(content.float(), style.float()).dtype == torch.float32
+    assert Fn.whiten_color(content.float(), style.float()).dtype == torch.float32
 
 
 _YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
@@ -200,11 +213,11 @@ def test_keep_luminance_keeps_y_of_stylised_and_iq_of_content():
     torch.testing.assert_close(yiq(out)[:, 1:], yiq(content)[:, 1:], rtol=0, atol=1e-5)
 
 
-def test_match_colour_moves_colour_statistics_to_the_reference():
+def test_match_color_moves_colour_statistics_to_the_reference():
     g = torch.Generator().manual_seed(0)
     image = 0.3 + 0.2 * torch.rand(1, 3, 16, 16, generator=g)
     reference = 0.5 + 0.1 * torch.rand(1, 3, 16, 16, generator=g)
-    out = Fn.match_colour(image, reference)
+    out = Fn.match_color(image, reference)
     flat = lambda t: t[0].reshape(3, -1).double()  # noqa: E731
     torch.testing.assert_close(flat(out).mean(1), flat(reference).mean(1), rtol=0, atol=1e-5)
     torch.testing.assert_close(_cov(flat(out)), _cov(flat(reference)), rtol=0, atol=1e-5)

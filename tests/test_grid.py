@@ -7,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from inference import grid as G
-from inference.api import Stylizer
-from inference.cli import main
-from models import functional as Fn
+from stylemix.inference import grid as G
+from stylemix.inference.api import Stylizer
+from stylemix.inference.cli import main
+from stylemix.models import functional as Fn
 
 SIZE = 32
 
@@ -276,7 +276,7 @@ def test_cli_grid_bad_inputs(tmp_path, files, capsys, argv, message):
 
 
 def test_cli_grid_unknown_style_name_suggests(tmp_path, model_dir, files, capsys):
-    from inference.styles import list_styles
+    from stylemix.inference.styles import list_styles
 
     name = list_styles()[0]
     assert main(["grid", str(files[0]), "-s", name[:-1] + "x", "-s", name, "--model", str(model_dir),

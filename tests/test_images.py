@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from inference.images import (MIN_SIDE, crop_to, load_image, load_mask, pad_to_multiple, save_image, to_pil)
+from stylemix.inference.images import (MIN_SIDE, crop_to, load_image, load_mask, pad_to_multiple, save_image, to_pil)
 
 
 def _gradient(h: int = 24, w: int = 32) -> np.ndarray:
@@ -128,6 +128,59 @@ def test_too_small_image_errors():
         load_image(np.zeros((40, 8, 3), np.uint8))
     with pytest.raises(ValueError, match="at least"):  # small after max_size
         load_image(np.zeros((20, 400, 3), np.uint8), max_size=100)
+
+
+def test_too_small_after_max_size_names_the_files_own_size(tmp_path):
+    Image.fromarray(np.zeros((5000, 20, 3), np.uint8)).save(tmp_path / "tall.png")
+    with pytest.raises(ValueError, match=r"tall\.png is 20x5000 px; fitted to max_size 1024 it would be 4x1024 px; "
+                                         rf"images need a short side of at least {MIN_SIDE} px"):
+        load_image(tmp_path / "tall.png", max_size=1024)
+    assert load_image(tmp_path / "tall.png").shape == (1, 3, 5000, 20)  # at full size it is fine
+
+
+def _smooth(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A smooth uint8 RGB picture (upsampled noise): downscaling methods agree on it."""
+    small = np.random.default_rng(seed).random((h // 16 + 2, w // 16 + 2, 3))
+    return np.array(Image.fromarray((small * 255).astype(np.uint8)).resize((w, h), Image.BILINEAR))
+
+
+@pytest.mark.parametrize("fmt, mode", [("png", "RGB"), ("jpg", "RGB"), ("png", "I;16"), ("png", "P"), ("png", "RGBA"),
+                                       ("webp", "RGB")])
+def test_large_files_are_decoded_small_and_match_a_full_decode(tmp_path, fmt, mode, monkeypatch):
+    arr = _smooth(600, 1000)
+    img = Image.fromarray(arr)
+    if mode == "I;16":
+        img = Image.fromarray(arr[..., 1].astype(np.uint16) * 257)
+    elif mode == "P":
+        img = img.quantize(64)
+        img.info["transparency"] = 0
+    elif mode == "RGBA":
+        img = Image.fromarray(np.concatenate([arr, np.full_like(arr[..., :1], 200)], -1))
+    path = tmp_path / f"big.{fmt}"
+    img.save(path, **({"quality": 95} if fmt in ("jpg", "webp") else {}))
+    full = load_image(path)  # no max_size: decoded at full size
+    reduced = []
+    original = Image.Image.reduce
+    monkeypatch.setattr(Image.Image, "reduce", lambda im, f, *a: reduced.append(f) or original(im, f, *a))
+    x = load_image(path, max_size=100)
+    assert x.shape == (1, 3, 60, 100)  # the file's aspect ratio, whatever size it was decoded at
+    if fmt == "jpg":
+        assert reduced == []  # Image.draft decoded it at 1/8 scale (125 x 75) already
+    else:
+        assert reduced[:1] == [5]  # 1000 px box-reduced to 200 px: twice max_size, then resized
+    ref = torch.nn.functional.interpolate(full, size=(60, 100), mode="bilinear", antialias=True)
+    assert (x - ref).abs().mean() < 0.01 and (x - ref).abs().max() < 0.1
+
+
+def test_large_rotated_jpeg_is_reduced_then_turned_upright(tmp_path):
+    arr = _smooth(400, 800)
+    arr[:, :400] = (255, 0, 0)  # left half red
+    exif = Image.Exif()
+    exif[0x0112] = 6  # display = rotate 90 degrees clockwise
+    Image.fromarray(arr).save(tmp_path / "r.jpg", exif=exif, quality=95)
+    x = load_image(tmp_path / "r.jpg", max_size=80)
+    assert x.shape == (1, 3, 80, 40)  # portrait: the upright size decides the fit
+    assert x[0, 0, 5, 20] > 0.9 and x[0, 1, 5, 20] < 0.1  # the left half went on top
 
 
 def test_missing_folder_and_non_image(tmp_path):

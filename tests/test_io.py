@@ -9,11 +9,12 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from models.adain import AdaINConfig, AdaINModel
-from models.convert import ENCODER_PRESETS
-from models.decoder import DecoderConfig
-from models.io import WeightsError, atomic_write, check_state, from_dict, load_json, load_tensors, save_json, to_dict
-from models.pretrained import load_model, save_model_dir
+from stylemix.models.adain import AdaINConfig, AdaINModel
+from stylemix.models.convert import ENCODER_PRESETS
+from stylemix.models.decoder import DecoderConfig
+from stylemix.models.io import (ConfigError, WeightsError, atomic_write, check_state, from_dict, load_json,
+                                load_tensors, save_json, save_model_dir, to_dict)
+from stylemix.models.pretrained import load_model
 
 
 def _json_round_trip(config):
@@ -167,7 +168,7 @@ def test_atomic_write_keeps_the_old_file_when_the_writer_raises(tmp_path):
 
 
 def test_save_tensors_and_json_write_into_new_folders(tmp_path):
-    from models.io import save_tensors
+    from stylemix.models.io import save_tensors
 
     t = {"a": torch.arange(6.0).view(2, 3).t()}  # non-contiguous is fine
     save_tensors(tmp_path / "x" / "t.safetensors", t, {"source": "test"})
@@ -180,3 +181,44 @@ def test_model_built_from_round_tripped_config_has_the_same_shapes():
     config = _json_round_trip(_custom_config())
     a, b = AdaINModel(_custom_config()), AdaINModel(config)
     assert {k: v.shape for k, v in a.state_dict().items()} == {k: v.shape for k, v in b.state_dict().items()}
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["decoder"].update(width="1.0"), 'config field decoder.width must be a number, got "1.0" (a string)'),
+    (lambda d: d["decoder"].update(width=True), "config field decoder.width must be a number, got true"),
+    (lambda d: d["decoder"].update(skips="relu3_1"), "config field decoder.skips must be a list of strings"),
+    (lambda d: d["decoder"].update(skips=["relu3_1", 3]), "config field decoder.skips[1] must be a string, got 3"),
+    (lambda d: d["decoder"].update(feature_scale={"relu4_1": "x"}), "config field decoder.feature_scale.relu4_1 must"),
+    (lambda d: d["encoder"]["input"].update(mean=[0.1, 0.2]), "config field encoder.input.mean must be a list of 3"),
+    (lambda d: d["encoder"].update(ceil_mode=1), "config field encoder.ceil_mode must be true or false, got 1"),
+    (lambda d: d["encoder"].update(arch=16), "config field encoder.arch must be a string, got 16 (an integer)"),
+    (lambda d: d.update(decoder=[]), "config field decoder must be a JSON object (DecoderConfig), got [] (a list)"),
+    (lambda d: d.update(style_taps=None), "config field style_taps must be a list of strings, got null"),
+])
+def test_config_values_are_checked_against_the_annotations(edit, message):
+    data = json.loads(json.dumps(to_dict(AdaINConfig())))
+    edit(data)
+    with pytest.raises(ConfigError) as e:
+        from_dict(AdaINConfig, data)
+    assert message in str(e.value)
+    assert isinstance(e.value, WeightsError)  # every caller that reports a bad weights dir reports this too
+
+
+def test_ints_are_numbers_but_bools_are_not():
+    data = to_dict(AdaINConfig())
+    data["decoder"]["width"] = 1  # JSON has no 1.0 vs 1 for a person writing a config by hand
+    back = from_dict(AdaINConfig, data)
+    assert back.decoder.width == 1.0 and isinstance(back.decoder.width, float)
+    data["encoder"]["input"]["scale"] = False
+    with pytest.raises(ConfigError, match="encoder.input.scale must be a number, got false"):
+        from_dict(AdaINConfig, data)
+
+
+def test_non_finite_tensors_are_refused_naming_them(tmp_path):
+    save_file({"ok": torch.ones(3), "bad": torch.tensor([1.0, float("nan"), float("inf")]),
+               "steps": torch.tensor([7])}, str(tmp_path / "w.safetensors"))
+    with pytest.raises(WeightsError, match=r"w\.safetensors holds NaN or inf values in 1 tensor\(s\): bad \(2 of 3"):
+        load_tensors(tmp_path / "w.safetensors")
+    save_file({"half": torch.tensor([65504.0, float("-inf")], dtype=torch.float16)}, str(tmp_path / "h.safetensors"))
+    with pytest.raises(WeightsError, match="half"):
+        load_tensors(tmp_path / "h.safetensors")

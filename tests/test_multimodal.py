@@ -6,10 +6,10 @@ import sys
 import pytest
 import torch
 
-from models import functional as Fn
-from models import multimodal as MM
-from models.adain import AdaINConfig, AdaINModel
-from models.decoder import DecoderConfig
+from stylemix.models import functional as Fn
+from stylemix.models import multimodal as MM
+from stylemix.models.adain import AdaINConfig, AdaINModel
+from stylemix.models.decoder import DecoderConfig
 
 SKIPS = ("relu3_1", "relu2_1", "relu1_1")
 
@@ -257,10 +257,10 @@ def test_wct_transform_matches_mode_means(skip_model):
 # --- label maps, config, missing dependency ---------------------------------------------------------------
 
 def test_label_map_saves_one_colour_per_label(tmp_path):
-    from inference.images import load_image, save_image
+    from stylemix.inference.images import load_image, save_image
 
     labels = torch.tensor([[0, 0, 1, 1], [2, 2, 1, 1], [2, 2, 0, 0], [4, 4, 0, 0]])
-    img = MM.label_colours(labels, 5, size=(16, 16))
+    img = MM.label_colors(labels, 5, size=(16, 16))
     assert img.shape == (1, 3, 16, 16) and float(img.min()) >= 0 and float(img.max()) <= 1
     pal = MM.label_palette(5)
     assert torch.cdist(pal, pal).add(torch.eye(5)).min() > 0.1  # colours are distinct
@@ -294,7 +294,7 @@ def test_missing_pymaxflow_is_a_clear_error(skip_model, monkeypatch):
 # --- API and CLI ------------------------------------------------------------------------------------------
 
 def _png(path, seed: int, h: int = 40, w: int = 48):
-    from inference.images import save_image
+    from stylemix.inference.images import save_image
 
     g = torch.Generator().manual_seed(seed)
     low = torch.rand(1, 3, 3, 3, generator=g)
@@ -303,8 +303,8 @@ def _png(path, seed: int, h: int = 40, w: int = 48):
 
 
 def test_stylizer_modes_and_label_map(skip_model, tmp_path):
-    from inference.api import Stylizer
-    from inference.images import load_image
+    from stylemix.inference.api import Stylizer
+    from stylemix.inference.images import load_image
 
     s = Stylizer(skip_model)
     content, a, b = _png(tmp_path / "c.png", 0, 44, 60), _png(tmp_path / "a.png", 1, 64, 64), _png(tmp_path / "b.png", 2)
@@ -329,8 +329,8 @@ def test_stylizer_modes_and_label_map(skip_model, tmp_path):
 
 
 def test_cli_modes(tiny_model_dir, tmp_path, capsys, monkeypatch):
-    from inference.cli import main
-    from inference.images import load_image
+    from stylemix.inference.cli import main
+    from stylemix.inference.images import load_image
 
     content, a = _png(tmp_path / "c.png", 3), _png(tmp_path / "a.png", 4, 48, 48)
 

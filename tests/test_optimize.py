@@ -13,12 +13,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from inference.cli import main
-from inference.images import load_image
-from inference.optimize import STYLE_LAYERS, optimize, pyramid_sizes, style_targets
-from models import functional as Fn
-from models.io import save_json, save_tensors, to_dict
-from models.vgg import EncoderConfig, VGGEncoder
+from stylemix.inference.cli import main
+from stylemix.inference.optimize import STYLE_LAYERS, optimize, pyramid_sizes, style_targets
+from stylemix.models import functional as Fn
+from stylemix.models.io import save_json, save_tensors, to_dict
+from stylemix.models.vgg import EncoderConfig, VGGEncoder
 
 H, W = 32, 48  # non-square content
 
@@ -155,7 +154,7 @@ def test_preserve_color(images, encoder):
 
 
 def test_init_adain_starts_from_the_fast_model(images, encoder, tiny_model_dir):
-    from inference.api import Stylizer
+    from stylemix.inference.api import Stylizer
 
     r = _run(images, encoder, init="adain", init_model=tiny_model_dir, steps=0)
     fast = Stylizer.from_pretrained(tiny_model_dir).stylize(images["content"], [images["a"]], max_size=None,

@@ -10,11 +10,11 @@ import torch
 from benchmarks import quality
 from benchmarks._metrics import (STAT_TAPS, Evaluator, content_distance, edge_correlation, style_stat)
 from benchmarks.plot_training import hours_axis, training_hours
-from models import functional as Fn
-from models.adain import AdaINConfig, AdaINModel
-from models.io import save_json, save_tensors, to_dict
-from models.pretrained import save_model_dir
-from models.vgg import EncoderConfig
+from stylemix.models import functional as Fn
+from stylemix.models.adain import AdaINConfig, AdaINModel
+from stylemix.models.io import save_json, save_tensors, to_dict
+from stylemix.models.io import save_model_dir
+from stylemix.models.vgg import EncoderConfig
 
 
 def _random_evaluator(seed: int = 0) -> Evaluator:
@@ -119,7 +119,7 @@ def _write_encoder_dir(path, seed: int = 0) -> None:
 
 
 def test_quality_end_to_end_on_tiny_data(tmp_path, capsys):
-    from inference.images import save_image
+    from stylemix.inference.images import save_image
 
     enc = tmp_path / "enc"
     _write_encoder_dir(enc)

@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from models.io import from_dict, to_dict
-from models.registry import create_model, list_models, model_config_cls, register_model
+from stylemix.models.io import from_dict, to_dict
+from stylemix.models.registry import create_model, list_models, model_config_cls, register_model
 
 
 def test_adain_is_registered():
@@ -39,8 +39,8 @@ def test_duplicate_registration_is_refused():
 
 
 def test_create_model_uses_a_given_config():
-    from models.adain import AdaINConfig
-    from models.decoder import DecoderConfig
+    from stylemix.models.adain import AdaINConfig
+    from stylemix.models.decoder import DecoderConfig
 
     model = create_model("adain", AdaINConfig(decoder=DecoderConfig(width=0.25)))
     assert model.decoder.convs[0].out_channels == 64
@@ -61,7 +61,7 @@ def test_adain_forward_shape_range_and_stride(tiny_model):
 
 
 def test_adain_mix_targets_have_the_style_statistics(tiny_model):
-    from models import functional as Fn
+    from stylemix.models import functional as Fn
 
     with torch.no_grad():
         feats = tiny_model.encode(torch.rand(1, 3, 64, 64))
@@ -85,8 +85,8 @@ def test_adain_forward_rejects_bad_weights(tiny_model):
 
 
 def test_encoder_and_decoder_archs_must_agree():
-    from models.adain import AdaINConfig, AdaINModel
-    from models.decoder import DecoderConfig
+    from stylemix.models.adain import AdaINConfig, AdaINModel
+    from stylemix.models.decoder import DecoderConfig
 
     with pytest.raises(ValueError, match="decoder mirrors vgg19 but the encoder is vgg16"):
         AdaINModel(AdaINConfig(decoder=DecoderConfig("vgg19")))

@@ -1,6 +1,7 @@
-"""The weights directories in the repository: each config builds its model, every shipped tensor loads
-strictly into it (names and shapes), the files hash to what weights/README.md states, and the loaded
-model runs. The encoder is a random stand-in with the real preset's layout (no download, no ../shared)."""
+"""The shipped weights directories (weights/, the package data `stylemix.weights`): each config builds its
+model, every shipped tensor loads strictly into it (names and shapes), the files hash to what
+weights/README.md states, and the loaded model runs. The encoder is a random stand-in with the real
+preset's layout (no download, no ../shared)."""
 from __future__ import annotations
 
 import hashlib
@@ -10,12 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.convert import ENCODER_PRESETS
-from models.io import load_json, save_json, save_tensors, to_dict
-from models.pretrained import REPO_WEIGHTS, load_model
-from models.vgg import VGGEncoder
+from stylemix.models.convert import ENCODER_PRESETS
+from stylemix.models.io import load_json, save_json, save_tensors, to_dict
+from stylemix.models.pretrained import load_model, shipped_weights
+from stylemix.models.vgg import VGGEncoder
 
-SHIPPED = sorted(p.parent.name for p in REPO_WEIGHTS.glob("*/config.json")
+SHIPPED = sorted(p.parent.name for p in shipped_weights().glob("*/config.json")
                  if load_json(p).get("kind") == "model")
 
 
@@ -46,8 +47,8 @@ def test_a_shipped_model_loads_strictly_and_runs(name, random_cached_encoder):
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_a_shipped_decoder_hashes_to_the_model_card(name):
-    card = (REPO_WEIGHTS / "README.md").read_text()
-    digest = hashlib.sha256((REPO_WEIGHTS / name / "decoder.safetensors").read_bytes()).hexdigest()
+    card = (shipped_weights() / "README.md").read_text()
+    digest = hashlib.sha256((shipped_weights() / name / "decoder.safetensors").read_bytes()).hexdigest()
     rows = [line for line in card.splitlines() if f"`weights/{name}/`" in line]
     assert rows, f"weights/README.md has no table row for weights/{name}/"
     assert re.findall(r"`([0-9a-f]{64})`", rows[0]) == [digest]

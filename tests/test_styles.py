@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from inference import styles as S
-from inference.cli import main
-from models.io import WeightsError, save_json, save_tensors, to_dict
-from models.mixing import StyleCode
+from stylemix.inference import styles as S
+from stylemix.inference.cli import main
+from stylemix.models.io import WeightsError, save_json, save_tensors, to_dict
+from stylemix.models.mixing import StyleCode
 
 CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512}
 
@@ -114,7 +114,7 @@ def test_add_averages_and_remove(stylemix_cache):
 
 def test_names_are_checked_and_builtins_protected():
     builtin = S.list_styles()[0]
-    for bad in ("", "Upper", "a:b", "x/y", "a.b", "-lead", "x" * 65):
+    for bad in ("", "Upper", "a:b", "x/y", "a.b", "-lead", "x" * 65, "ink\n", "ink\r", "in\tk", "..", "a\\b", "ink\x00"):
         with pytest.raises(ValueError, match="invalid style name"):
             S.add_style(bad, [_code(0)])
     with pytest.raises(ValueError, match="built-in"):
@@ -166,5 +166,24 @@ def test_cli_add_list_remove(tmp_path, tiny_model, capsys):
 def test_cli_add_bad_inputs(tmp_path, capsys):
     assert main(["styles", "add", "Bad:Name", "x.jpg"]) == 2
     assert "invalid style name" in capsys.readouterr().err
+    assert main(["styles", "add", "ink\n", "x.jpg"]) == 2  # '$' in a regex would let the newline through
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "invalid style name 'ink\\n'" in err
     assert main(["styles", "add", "ok-name", str(tmp_path / "missing.jpg")]) == 2
     assert "missing.jpg" in capsys.readouterr().err
+
+
+def test_cli_list_skips_a_corrupt_user_style_with_a_warning(stylemix_cache, capsys):
+    S.add_style("good-one", [_code(0)])
+    S.add_style("zz-last", [_code(1)])
+    (S.user_dir() / "broken.safetensors").write_bytes(b"\x00" * 40)  # a torn download, a disk error
+    save_tensors(S.user_dir() / "nan-style.safetensors", {"mean.relu4_1": torch.full((512,), float("nan")),
+                                                          "std.relu4_1": torch.ones(512)}, {"taps": "relu4_1"})
+    for argv in (["styles"], ["styles", "--json"]):
+        assert main(argv) == 0
+        out, err = capsys.readouterr()
+        assert "good-one" in out and "zz-last" in out and "broken" not in out and "nan-style" not in out
+        warnings = err.strip().splitlines()
+        assert len(warnings) == 2 and all(w.startswith("stylemix styles: warning: skipped style") for w in warnings)
+        assert "'broken'" in err and "'nan-style'" in err and "NaN" in err
+    assert "2 user styles" in (main(["styles"]), capsys.readouterr().out)[1]

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from models.convert import ConversionError, stytr2_to_state
-from models.decoder import DecoderConfig, decoder_plan
-from models.registry import create_model, list_models
-from models.stytr2 import CAPE, Attention, StyTr2Config, StyTr2Model
-from models.vgg import conv_shapes, layer_names
+from stylemix.models.convert import ConversionError, stytr2_to_state
+from stylemix.models.decoder import DecoderConfig, decoder_plan
+from stylemix.models.registry import create_model, list_models
+from stylemix.models.stytr2 import CAPE, Attention, StyTr2Config, StyTr2Model
+from stylemix.models.vgg import conv_shapes, layer_names
 
 
 def tiny_config(**kw) -> StyTr2Config:
@@ -169,7 +168,7 @@ def test_bad_weights_and_configs_are_refused(tiny):
 # --- losses and training ------------------------------------------------------------------------
 
 def test_identity_loss_is_zero_for_a_perfect_reconstruction():
-    from training.losses import identity_loss
+    from stylemix.training.losses import identity_loss
 
     x = torch.rand(2, 3, 8, 8)
     feats = {"a": torch.rand(2, 4, 4, 4), "b": torch.rand(2, 8, 2, 2)}
@@ -188,8 +187,8 @@ class _OnePair:
 
 
 def test_a_few_training_steps_reduce_the_loss():
-    from training.adain_task import DataConfig
-    from training.stytr2_task import StyTr2LossConfig, StyTr2Task
+    from stylemix.training.adain_task import DataConfig
+    from stylemix.training.stytr2_task import StyTr2LossConfig, StyTr2Task
 
     torch.manual_seed(0)
     model = StyTr2Model(tiny_config(dropout=0.0, encoder=StyTr2Config().encoder))
@@ -213,12 +212,13 @@ def test_a_few_training_steps_reduce_the_loss():
 def test_training_cli_prints_and_checks_its_config(capsys):
     import json
 
-    from training.stytr2_task import main
+    from stylemix.training.cli import main
 
-    assert main(["--out", "unused", "--print-config", "--set", "model.width=64", "--set", "loss.relative=true"]) == 0
+    args = ["--model", "stytr2", "--out", "unused", "--print-config"]
+    assert main([*args, "--set", "model.width=64", "--set", "loss.relative=true"]) == 0
     cfg = json.loads(capsys.readouterr().out)
     assert cfg["model"]["width"] == 64 and cfg["loss"]["relative"] is True
-    assert main(["--out", "unused", "--print-config", "--set", "model.nope=1"]) == 2
+    assert main([*args, "--set", "model.nope=1"]) == 2
     assert "unknown field 'nope'" in capsys.readouterr().err
 
 
@@ -318,7 +318,8 @@ def test_converted_attention_and_encoder_layer_match_torch_reference_modules(rel
 
 
 def test_converted_model_runs_and_round_trips_through_a_weights_dir(converted, tmp_path):
-    from models.pretrained import load_model, save_model_dir
+    from stylemix.models.io import save_model_dir
+    from stylemix.models.pretrained import load_model
 
     model, _, state, config = converted
     save_model_dir(model, "stytr2", config, tmp_path / "stytr2", "vgg19-adain", with_encoder=True)
@@ -352,8 +353,8 @@ def test_conversion_names_what_is_wrong():
 # --- the product path: CLI conversion, then the Stylizer -----------------------------------------
 
 def test_cli_converts_the_release_and_the_stylizer_blends_with_it(tmp_path):
-    from inference import Stylizer
-    from inference.cli import main
+    from stylemix.inference import Stylizer
+    from stylemix.inference.cli import main
 
     files = dict(zip(("vgg", "decoder", "transformer", "embedding"), fake_release(hidden=64, enc_depth=1, dec_depth=1)))
     args = ["weights", "convert", "stytr2", "-o", str(tmp_path / "stytr2")]
@@ -372,17 +373,17 @@ def test_cli_converts_the_release_and_the_stylizer_blends_with_it(tmp_path):
 
 
 def test_a_missing_stytr2_model_says_how_to_get_one(monkeypatch, tmp_path):
-    from inference import Stylizer
-    from models import pretrained
-    from models.io import WeightsError
+    from stylemix.inference import Stylizer
+    from stylemix.models import pretrained
+    from stylemix.models.io import WeightsError
 
-    monkeypatch.setattr(pretrained, "REPO_WEIGHTS", tmp_path / "weights")  # as if nothing were shipped
+    monkeypatch.setattr(pretrained, "shipped_weights", lambda: tmp_path / "weights")  # as if nothing were shipped
     with pytest.raises(WeightsError, match="weights convert stytr2"):
         Stylizer.from_pretrained("stytr2")
 
 
 def test_statistics_codes_are_refused_with_a_clear_message(tiny):
-    from models.mixing import StyleCode
+    from stylemix.models.mixing import StyleCode
 
     code = StyleCode({"relu4_1": torch.zeros(512)}, {"relu4_1": torch.ones(512)})
     with pytest.raises(ValueError, match="style 1 is a StyleCode.*only suit AdaIN"):
@@ -390,37 +391,11 @@ def test_statistics_codes_are_refused_with_a_clear_message(tiny):
 
 
 def test_a_checkpoint_config_selects_its_training_recipe():
-    from models.io import WeightsError, to_dict
-    from training.cli import TrainConfig, recipe_of
-    from training.stytr2_task import StyTr2TrainConfig
+    from stylemix.models.io import WeightsError, to_dict
+    from stylemix.training.cli import TrainConfig, recipe_of
+    from stylemix.training.stytr2_task import StyTr2TrainConfig
 
     assert isinstance(recipe_of(to_dict(StyTr2TrainConfig()))[1], StyTr2TrainConfig)
     assert isinstance(recipe_of(to_dict(TrainConfig()))[1], TrainConfig)
     with pytest.raises(WeightsError, match="matches no training recipe"):
         recipe_of({"model": {"width": 8, "skips": []}})
-
-
-class _MeanShift(torch.nn.Module):
-    """A stand-in for a model without AdaIN's encode/mix/decode: forward(content, codes) only."""
-
-    def style_code(self, image):
-        self.encoded = getattr(self, "encoded", 0) + 1
-        return [image.mean((2, 3), keepdim=True)]
-
-    def forward(self, content, codes):
-        return 0.5 * content + 0.5 * codes[0]
-
-
-def test_the_quality_benchmark_scores_models_without_mix_through_their_forward():
-    from benchmarks.quality import EvalSet, model_maker, quantize
-
-    g = torch.Generator().manual_seed(3)
-    contents = [(f"c{k}", torch.rand(1, 3, 40, 56, generator=g)) for k in range(2)]
-    styles = [(f"s{k}", torch.rand(1, 3, 48, 40, generator=g) * (k + 1) / 2) for k in range(2)]
-    model = _MeanShift()
-    make = model_maker(model, EvalSet(contents, styles), torch.device("cpu"))
-    got = torch.cat([make(0, [0, 1]), make(1, [1])])
-    assert model.encoded == 2  # each style encoded once, reused for the second content
-    want = [quantize(0.5 * contents[i][1] + 0.5 * styles[j][1].mean((2, 3), keepdim=True))
-            for i, j in ((0, 0), (0, 1), (1, 1))]
-    assert torch.equal(got, torch.cat(want))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from inference import tiling as T
-from inference.api import Stylizer
-from models import functional as Fn
-from models.adain import AdaINConfig, AdaINModel
-from models.decoder import DecoderConfig
+from stylemix.inference import tiling as T
+from stylemix.inference.api import Stylizer
+from stylemix.models import functional as Fn
+from stylemix.models.adain import AdaINConfig, AdaINModel
+from stylemix.models.decoder import DecoderConfig
 
 
 def _image(seed: int, h: int, w: int) -> torch.Tensor:
@@ -53,11 +53,11 @@ def test_feather_weights_sum_to_one():
 
 
 def test_bad_tiling_parameters(shallow_model):
-    s = Stylizer(shallow_model)
     codes = _codes(shallow_model)
     for tile, halo, msg in [(41, 16, "multiples"), (32, 16, "too small"), (64, 0, "feather")]:
         with pytest.raises(ValueError, match=msg):
-            T.stylize_tiled(s, _image(0, 32, 32), codes, torch.tensor([0.5, 0.5]), tile=tile, halo=halo, width=4)
+            T.stylize_tiled(shallow_model, _image(0, 32, 32), codes, torch.tensor([0.5, 0.5]), tile=tile, halo=halo,
+                            width=4)
 
 
 def test_global_stats_equal_untiled_stats(shallow_model):
@@ -129,13 +129,14 @@ def _per_tile_adain(s: Stylizer, x: torch.Tensor, codes) -> torch.Tensor:
     return out
 
 
-def test_tiling_refuses_models_without_statistics_mixing(shallow_model):
-    class NoMix(torch.nn.Module):
-        stride = 8
+def test_tiling_refuses_models_without_the_tiling_capability():
+    from stylemix.models.stytr2 import StyTr2Config, StyTr2Model
 
-        def forward(self, *a):
-            return a[0]
-
-    s = Stylizer(NoMix())
-    with pytest.raises(ValueError, match="needs a model that mixes"):
-        T.stylize_tiled(s, _image(0, 32, 32), _codes(shallow_model), torch.tensor([0.5, 0.5]))
+    model = StyTr2Model(StyTr2Config(width=32, heads=2, encoder_depth=1, decoder_depth=1, mlp_ratio=1.0)).eval()
+    s = Stylizer(model)
+    codes = s.encode_styles([_image(0, 32, 32)])
+    msg = "StyTr2Model does not support tiled stylisation .*capabilities.tiling is False.*models that do: adain"
+    with pytest.raises(ValueError, match=msg):
+        s.stylize_tiled(_image(0, 32, 32), codes)
+    with pytest.raises(ValueError, match=msg):
+        T.stylize_tiled(model, _image(0, 32, 32), codes, torch.tensor([1.0]))

@@ -18,14 +18,14 @@ import pytest
 import torch
 from PIL import Image
 
-from models import functional as Fn
-from models.io import load_tensors, save_json, save_tensors, to_dict
-from models.vgg import EncoderConfig, VGGEncoder
-from training import cli
-from training.adain_task import AdaINTask, StyleStatsCache
-from training.checkpoint import checkpoint_config, read_metadata
-from training.data import ImageFolder, PairBatches, list_images
-from training.trainer import LoopConfig, Trainer, diff_configs, fill_defaults
+from stylemix.models import functional as Fn
+from stylemix.models.io import load_tensors, save_json, save_tensors, to_dict
+from stylemix.models.vgg import EncoderConfig, VGGEncoder
+from stylemix.training import cli
+from stylemix.training.adain_task import AdaINTask, StyleStatsCache
+from stylemix.training.checkpoint import checkpoint_config, read_metadata
+from stylemix.training.data import ImageFolder, PairBatches, list_images
+from stylemix.training.trainer import LoopConfig, Trainer, diff_configs, fill_defaults
 
 
 # -- fixtures ---------------------------------------------------------------------------------------
@@ -185,7 +185,7 @@ def test_cpu_runs_bf16_autocast_and_channels_last(run_setup):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(AdaINTask, "loss", spy)
-        assert train(config, root / "run", "loop.steps=1") == 0
+        assert train(config, root / "run", "loop.steps=1", "loop.precision=bf16") == 0
     assert seen == {"autocast": True, "cl": True}
 
 
@@ -352,3 +352,64 @@ def test_style_cache_uses_full_image_statistics_and_persists(run_setup, monkeypa
 def test_style_cache_needs_mean_std_loss(run_setup):
     config, root = run_setup
     assert train(config, root / "run", "data.style_cache=true", "loss.style_kind=gram") == 2
+
+
+# -- the command line as people type it ------------------------------------------------------------
+def test_stylemix_train_runs_through_the_cli_entry_point(run_setup, capsys):
+    from stylemix.inference.cli import main as stylemix
+
+    config, root = run_setup
+    with pytest.raises(SystemExit) as e:
+        stylemix(["train", "-h"])
+    assert e.value.code == 0 and "usage: stylemix train" in capsys.readouterr().out
+    assert stylemix(["train", "--config", config, "--out", root / "run", "--print-config", "--set", "loop.steps=2"]) == 0
+    assert json.loads(capsys.readouterr().out)["loop"]["steps"] == 2
+    assert stylemix(["train", "--config", config, "--out", root / "run", "--set", "loop.steps=2"]) == 0
+    assert read_metadata(root / "run" / "checkpoint.safetensors")["step"] == "2"
+    assert stylemix(["train", "--config", config, "--out", root / "run", "--export", root / "exported"]) == 0
+    assert (root / "exported" / "decoder.safetensors").is_file()
+
+
+@pytest.mark.parametrize("file_text, sets, needle", [
+    ('{"loop": {"steps": "ten"}}', [], 'config field loop.steps must be an integer, got "ten" (a string)'),
+    ("{}", ["loop.steps=ten"], 'config field loop.steps must be an integer, got "ten"'),
+    ('{"data": [1, 2]}', [], "config field data must be a JSON object (DataConfig), got [1, 2] (a list)"),
+    ("[1, 2]", [], "must hold a JSON object of TrainConfig fields, got list"),
+    ('{"data": {"crop": -5}}', [], "config field data.crop must be a positive number of pixels, got -5"),
+    ("{}", ["data.crop=0"], "config field data.crop must be a positive number"),
+    ("{}", ["loop.steps=-1"], "config field loop.steps must be an integer >= 0, got -1"),
+    ("{}", ["loop.lr=0"], "config field loop.lr must be a finite number > 0"),
+    ("{}", ["loop.checkpoint_every=0"], "config field loop.checkpoint_every must be an integer >= 1"),
+    ("{}", ["data.content_short_side=[64,32]"], "config field data.content_short_side must be [min, max]"),
+    ("{}", ["data.content_short_side=[64]"], "must be a list of 2 items"),
+    ("{}", ["loss.style_weight=-1"], "config field loss.style_weight must be a finite number >= 0"),
+    ("{}", ["loss.style_kind=gramm"], 'config field loss.style_kind must be "mean_std" or "gram"'),
+    ("{}", ["loop.channels_last=1"], "config field loop.channels_last must be true or false, got 1"),
+    ('{"model": {"decoder": {"width": "1.0"}}}', [], "config field model.decoder.width must be a number"),
+])
+def test_bad_training_configs_fail_before_anything_runs(tmp_path, capsys, file_text, sets, needle):
+    (tmp_path / "c.json").write_text(file_text)
+    argv = ["--config", str(tmp_path / "c.json"), "--out", str(tmp_path / "run"), *(a for s in sets for a in ("--set", s))]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("stylemix train: error:") and len(err.strip().splitlines()) == 1, err
+    assert needle in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_stytr2_training_configs_are_checked_too(tmp_path, capsys):
+    assert cli.main(["--model", "stytr2", "--out", str(tmp_path / "run"), "--set", "model.heads=two"]) == 2
+    assert "config field model.heads must be an integer" in capsys.readouterr().err
+    assert cli.main(["--model", "stytr2", "--out", str(tmp_path / "run"), "--set", "loss.content_weight=-1"]) == 2
+    assert "config field loss.content_weight must be a finite number >= 0" in capsys.readouterr().err
+
+
+def test_a_bad_training_device_is_one_line(run_setup, capsys):
+    config, root = run_setup
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    for device, needle in (("cuda", "needs a CUDA GPU"), ("bogus", "unknown device 'bogus'")):
+        assert cli.main(["--config", str(config), "--out", str(root / "run"), "--device", device]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and len(err.strip().splitlines()) == 1
+    assert not (root / "run").exists()

@@ -15,21 +15,21 @@ from pathlib import Path
 
 import torch
 
-from models.io import load_tensors
-from training.checkpoint import read_metadata
+from stylemix.models.io import load_tensors
+from stylemix.training.checkpoint import read_metadata
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_training import run_setup  # noqa: E402,F401  (the tiny-run fixture)
+import test_training  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+run_setup = test_training.run_setup  # the tiny-run fixture, shared
+
 WORKER = r"""
 import os, sys
 import torch
-sys.path.insert(0, os.environ["STYLEMIX_ROOT"])
-from models.io import save_tensors, to_dict
-from training.adain_task import AdaINTask
-from training.cli import build_config, build_model
-from training.trainer import Trainer
+from stylemix.models.io import save_tensors, to_dict
+from stylemix.training.adain_task import AdaINTask
+from stylemix.training.cli import build_config, build_model
+from stylemix.training.trainer import Trainer
 
 rank, config, out = int(os.environ["RANK"]), sys.argv[1], sys.argv[2]
 torch.set_num_threads(1)
@@ -52,7 +52,7 @@ def free_port() -> int:
 
 
 def env(**extra: str) -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "STYLEMIX_ROOT": str(ROOT), "PYTHONPATH": str(ROOT), **extra}
+    return {**os.environ, "OMP_NUM_THREADS": "1", **extra}
 
 
 def test_two_ranks_end_with_identical_weights_and_only_rank0_writes(run_setup, tmp_path):
@@ -72,7 +72,7 @@ def test_two_ranks_end_with_identical_weights_and_only_rank0_writes(run_setup, t
     assert read_metadata(tmp_path / "run0" / "checkpoint.safetensors")["step"] == "6"
     assert all(torch.equal(ckpt[k], w0[k]) for k in w0)
     torch.manual_seed(100)  # and training moved rank 0's decoder away from its initialisation
-    from training.cli import build_config, build_model
+    from stylemix.training.cli import build_config, build_model
     init = build_model(build_config(str(config), []), log=lambda *a: None).state_dict()
     assert not torch.equal(init["decoder.convs.0.weight"], w0["model.decoder.convs.0.weight"])
 
@@ -82,8 +82,8 @@ def test_cli_runs_unchanged_under_torchrun(run_setup, tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
            "--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{free_port()}",
-           "-m", "training", "--config", str(config), "--out", str(run), "--set", "loop.steps=4"]
-    result = subprocess.run(cmd, cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300)
+           "-m", "stylemix.training", "--config", str(config), "--out", str(run), "--set", "loop.steps=4"]
+    result = subprocess.run(cmd, cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2, 3, 4]  # one writer: no duplicated lines

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.convert import ENCODER_PRESETS
-from models.io import load_into, save_tensors
-from models.vgg import (VGG_CFGS, EncoderConfig, InputSpec, VGGEncoder, conv_shapes, layer_names, tap_channels,
+from stylemix.models.convert import ENCODER_PRESETS
+from stylemix.models.io import load_into, save_tensors
+from stylemix.models.vgg import (VGG_CFGS, EncoderConfig, InputSpec, VGGEncoder, conv_shapes, layer_names, tap_channels,
                         tap_stride)
 
 

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from safetensors import safe_open
 
-from models import functional as Fn
-from models.adain import AdaINModel
-from models.io import WeightsError, load_tensors, save_tensors, to_dict
+from ..models import functional as Fn
+from ..models.adain import AdaINModel
+from ..models.io import WeightsError, check_value, load_tensors, save_tensors, to_dict
 
 from . import losses
 from .data import ImageFolder, PairBatches
@@ -40,6 +41,18 @@ class AdaINLossConfig:
     relative: bool = True  # divide each layer's error by the target's spread
     identity_weight: float = 0.0  # pixel L1 of decode(encode(content)) vs content
     tv_weight: float = 0.0
+    # Scales the style loss is also taken at (output and style image resized by each factor): strokes
+    # whose statistics also match at half size are large enough to survive downscaling, i.e. to read
+    # at 512-1024 px output. (1.0,) = the original single-scale loss. Not with data.style_cache.
+    style_scales: tuple[float, ...] = (1.0,)
+
+    def __post_init__(self):
+        for name in ("content_weight", "style_weight", "identity_weight", "tv_weight"):
+            v = getattr(self, name)
+            check_value(f"loss.{name}", v, 0 <= v < float("inf"), "a finite number >= 0")
+        check_value("loss.style_scales", self.style_scales,
+                    len(self.style_scales) > 0 and all(0 < v <= 1 for v in self.style_scales), "factors in (0, 1]")
+        check_value("loss.style_kind", self.style_kind, self.style_kind in ("mean_std", "gram"), '"mean_std" or "gram"')
 
 
 @dataclass
@@ -54,6 +67,18 @@ class DataConfig:
     # Style targets from each style file's full image (short side = middle of style_short_side),
     # encoded once and cached, instead of from the crop (mean_std style loss only).
     style_cache: bool = False
+
+    def __post_init__(self):  # value checks; from_dict has checked the types
+        check_value("data.crop", self.crop, self.crop >= 1, "a positive number of pixels")
+        for name in ("content_short_side", "style_short_side"):
+            lo, hi = getattr(self, name)
+            check_value(f"data.{name}", [lo, hi], 1 <= lo <= hi, "[min, max] pixels with 1 <= min <= max")
+        check_value("data.batch_size", self.batch_size, self.batch_size >= 1, "at least 1")
+
+
+def rescale(x: torch.Tensor, s: float) -> torch.Tensor:
+    """Resize (b, 3, h, w) by factor s (bilinear, antialiased when shrinking)."""
+    return F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False, antialias=s < 1)
 
 
 class StyleStatsCache:
@@ -172,6 +197,8 @@ class AdaINTask:
             if loss.style_kind != "mean_std":
                 raise ValueError(f"data.style_cache keeps mean/std statistics; it needs loss.style_kind "
                                  f"'mean_std', not {loss.style_kind!r}")
+            if tuple(loss.style_scales) != (1.0,):
+                raise ValueError("data.style_cache keeps full-size statistics only; it needs loss.style_scales [1.0]")
             taps = tuple(dict.fromkeys((*model.config.style_taps, *model.mix_taps)))
             short = (data.style_short_side[0] + data.style_short_side[1]) // 2
             tag = json.dumps({"encoder": to_dict(model.config.encoder), "weights": encoder_fingerprint(model.encoder),
@@ -198,6 +225,7 @@ class AdaINTask:
                 fc, fs = m.encode(content), m.encode(style)
                 stats = {t: Fn.mean_std(fs[t]) for t in taps}
                 grams = {t: Fn.gram(fs[t]) for t in taps} if cfg.style_kind == "gram" else None
+                scaled = {s: m.encode(rescale(style, s)) for s in cfg.style_scales if s != 1.0}
             else:
                 c, ids = self.batches.content_and_style_ids(step, self.style_stats.usable)
                 content = self._to_device(c)
@@ -209,6 +237,12 @@ class AdaINTask:
         l_c = losses.content_loss(fo[top], targets[top], normalised=cfg.content_normalised)
         l_s = losses.style_loss(fo, grams if grams is not None else {t: stats[t] for t in taps}, cfg.style_kind,
                                 cfg.relative)
+        for s in cfg.style_scales:
+            if s != 1.0:  # the same loss between the resized output and the resized style
+                fo_s, fs_s = m.encode(rescale(out, s)), scaled[s]
+                target = {t: Fn.gram(fs_s[t]) if cfg.style_kind == "gram" else Fn.mean_std(fs_s[t]) for t in taps}
+                l_s = l_s + losses.style_loss(fo_s, target, cfg.style_kind, cfg.relative)
+        l_s = l_s / len(cfg.style_scales)
         total = cfg.content_weight * l_c + cfg.style_weight * l_s
         logs = {"content": float(l_c.detach()), "style": float(l_s.detach()), "batch": content.shape[0]}
         if cfg.identity_weight:

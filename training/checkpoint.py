@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError, safe_open
 
-from models.io import WeightsError, check_state, load_tensors, save_tensors
+from ..models.io import WeightsError, check_state, load_tensors, save_tensors
 
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,

@@ -1,4 +1,4 @@
-"""`stylemix train` / `python -m training`: train a decoder from a JSON config plus --set overrides.
+"""`stylemix train` / `python -m stylemix.training`: train a decoder from a JSON config plus --set overrides.
 
     stylemix train --config run.json --set loop.steps=20000 --set data.crop=192 --out runs/a
     stylemix train --out runs/a --export weights/my-model      # write a weights dir from the checkpoint
@@ -15,18 +15,21 @@ import logging
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from models import pretrained
-from models.adain import AdaINConfig
-from models.io import WeightsError, from_dict, load_into, load_json, to_dict
-from models.registry import create_model
+from ..models import pretrained
+from ..models.adain import AdaINConfig
+from ..models.io import WeightsError, from_dict, load_into, load_json, save_model_dir, to_dict
 
 from .adain_task import AdaINLossConfig, AdaINTask, DataConfig
-from .checkpoint import load_tensors
+from .checkpoint import checkpoint_config, load_tensors, read_metadata
+from .recipe import Recipe
+from .recipe import build_config as recipe_config
+from .runlog import cumulative, read_jsonl, training_hours
+from .stytr2_task import RECIPE as STYTR2_RECIPE
 from .trainer import RESUME_FREE, LoopConfig, ResumeMismatch, Trainer, resolve_device
 
 
@@ -39,52 +42,28 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     loss: AdaINLossConfig = field(default_factory=AdaINLossConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
+    # A weights dir (path or built-in name, e.g. 'adain-vgg16') whose decoder starts the run instead of a
+    # random one; its steps and hours are carried into the exported model's totals.
+    init: str = ""
 
 
-def apply_override(cfg: dict, assignment: str) -> None:
-    """'loop.lr=2e-4' -> cfg['loop']['lr'] = 2e-4 (values parsed as JSON when possible)."""
-    if "=" not in assignment:
-        raise ValueError(f"--set expects KEY=VALUE, got {assignment!r}")
-    key, raw = assignment.split("=", 1)
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    node = cfg
-    parts = key.split(".")
-    for p in parts[:-1]:
-        if not isinstance(node.get(p), dict):
-            raise ValueError(f"--set {key}: no config section {p!r}")
-        node = node[p]
-    if parts[-1] not in node:
-        raise ValueError(f"--set {key}: unknown field {parts[-1]!r}; fields: {', '.join(node)}")
-    node[parts[-1]] = value
-
-
-def build_config(config_file: str | None, overrides: list[str], config_cls: type = TrainConfig):
-    """Defaults of `config_cls`, then a JSON file's fields, then KEY=VALUE overrides."""
-    data = to_dict(config_cls())
-    if config_file:
-        _merge(data, load_json(config_file))
-    for o in overrides:
-        apply_override(data, o)
-    return from_dict(config_cls, data)
-
-
-def _merge(base: dict, new: dict) -> None:
-    for k, v in new.items():
-        if isinstance(v, dict) and isinstance(base.get(k), dict):
-            _merge(base[k], v)
-        else:
-            base[k] = v
+def build_config(config_file: str | None, overrides: list[str]) -> TrainConfig:
+    """Defaults, then a JSON file's fields, then KEY=VALUE overrides (training/recipe.py)."""
+    return recipe_config(config_file, overrides, TrainConfig)
 
 
 def build_model(cfg: TrainConfig, log=print):
-    enc_dir = pretrained.resolve_encoder(cfg.encoder, log)
-    cfg.model.encoder = pretrained.load_encoder_config(enc_dir)
-    model = create_model("adain", cfg.model)
-    load_into(model.encoder, enc_dir / "encoder.safetensors")
+    model = pretrained.create_with_encoder("adain", cfg.model, cfg.encoder, log)
+    if cfg.init:
+        init_dir = pretrained.resolve_model_dir(cfg.init)
+        load_into(pretrained.decoder_part(model), init_dir / "decoder.safetensors")
+        log(f"decoder initialised from {init_dir} ({init_meta(cfg).get('steps', '?')} steps)")
     return model
+
+
+def init_meta(cfg) -> dict:
+    """config.json of the run's init weights dir ({} when the run starts from scratch)."""
+    return load_json(pretrained.resolve_model_dir(cfg.init) / "config.json") if cfg.init else {}
 
 
 def export(cfg: TrainConfig, run_dir: Path, out_dir: Path, dtype: torch.dtype = torch.float16) -> Path:
@@ -93,10 +72,16 @@ def export(cfg: TrainConfig, run_dir: Path, out_dir: Path, dtype: torch.dtype = 
     state = {k[len("model."):]: v for k, v in load_tensors(run_dir / "checkpoint.safetensors").items()
              if k.startswith("model.")}
     model.load_state_dict(state)
-    from .checkpoint import read_metadata
-    step = read_metadata(run_dir / "checkpoint.safetensors")["step"]
-    meta = {"steps": step, "encoder_id": cfg.encoder, "trained_with": json.dumps(to_dict(cfg))}
-    return pretrained.save_model_dir(model, "adain", cfg.model, out_dir, cfg.encoder, meta, dtype=dtype)
+    step = int(read_metadata(run_dir / "checkpoint.safetensors")["step"])
+    meta = {**run_totals(cfg, run_dir, step), "encoder_id": cfg.encoder, "trained_with": json.dumps(to_dict(cfg))}
+    return save_model_dir(model, "adain", cfg.model, out_dir, cfg.encoder, meta, dtype=dtype)
+
+
+def run_totals(cfg, run_dir: Path, step: int) -> dict[str, str]:
+    """Cumulative {'steps', 'hours'} of a run at `step`, including its init weights' own totals."""
+    log_file = run_dir / "log.jsonl"
+    hours = training_hours(read_jsonl(log_file), step) if log_file.is_file() else None
+    return cumulative(init_meta(cfg), step, hours)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,18 +104,6 @@ def main(argv: list[str] | None = None) -> int:
     return drive(args, recipe_for(args.model))
 
 
-@dataclass
-class Recipe:
-    """What differs between models in a training run; `drive` does the rest."""
-
-    name: str  # shown in error messages, e.g. 'stylemix train --model stytr2'
-    config_cls: type  # the run's TrainConfig dataclass
-    build_config: Callable[[str | None, list[str]], Any]
-    build_model: Callable[[Any], torch.nn.Module]
-    make_task: Callable[[Any, torch.nn.Module, torch.device, Path], Any]  # (cfg, model, device, run_dir) -> Task
-    export: Callable[[Any, Path, Path], Path]
-
-
 def _adain_task(cfg: TrainConfig, model, device, run: Path) -> AdaINTask:
     cache = run / "style_cache.safetensors" if cfg.data.style_cache else None
     return AdaINTask(model, cfg.data, cfg.loss, rank=int(os.environ.get("RANK", 0)), device=device,
@@ -140,18 +113,15 @@ def _adain_task(cfg: TrainConfig, model, device, run: Path) -> AdaINTask:
 ADAIN_RECIPE = Recipe("stylemix train", TrainConfig, build_config, build_model, _adain_task, export)
 
 
-RECIPE_NAMES = ("adain", "stytr2")
+RECIPES = {"adain": ADAIN_RECIPE, "stytr2": STYTR2_RECIPE}  # a new trainable model adds its recipe here
+RECIPE_NAMES = tuple(RECIPES)
 
 
 def recipe_for(model: str) -> Recipe:
     """The training recipe of a model name in RECIPE_NAMES."""
-    if model == "stytr2":
-        from .stytr2_task import RECIPE  # imported on demand: it imports this module
-
-        return RECIPE
-    if model == "adain":
-        return ADAIN_RECIPE
-    raise ValueError(f"no training recipe for model {model!r}; choose one of {', '.join(RECIPE_NAMES)}")
+    if model not in RECIPES:
+        raise ValueError(f"no training recipe for model {model!r}; choose one of {', '.join(RECIPE_NAMES)}")
+    return RECIPES[model]
 
 
 def recipe_of(config: dict) -> tuple[Recipe, Any]:
@@ -179,7 +149,6 @@ def drive(args: argparse.Namespace, recipe: Recipe) -> int:
         run = Path(args.out)
         if args.export:
             if (run / "checkpoint.safetensors").is_file():  # the checkpoint says which model it holds
-                from .checkpoint import checkpoint_config
                 recipe, cfg = recipe_of(checkpoint_config(run / "checkpoint.safetensors"))
             print(f"wrote {recipe.export(cfg, run, Path(args.export))}")
             return 0

@@ -11,7 +11,7 @@ from typing import Mapping
 import torch
 import torch.nn.functional as F
 
-from models import functional as Fn
+from ..models import functional as Fn
 
 
 def content_loss(out: torch.Tensor, target: torch.Tensor, normalised: bool = False,

@@ -7,34 +7,31 @@ Loss (the published recipe; the VGG encoder only scores, it is never in the forw
             style: pixel MSE (lambda1) and feature MSE at relu1_1..relu5_1 (lambda2)
 Published weights: 7, 10, 70, 1 (with raw feature MSEs on a Caffe-scale VGG, as our default VGG16 is).
 
-    python -m training --model stytr2 --config training/configs/stytr2-small.json --out runs/stytr2  # weights/stytr2
-    python -m training --model stytr2 --out runs/stytr2 --export weights/stytr2-mine
-    python -m training.stytr2_task ...   # the same, without --model
+    # weights/stytr2:
+    python -m stylemix.training --model stytr2 --config training/configs/stytr2-small.json --out runs/stytr2
+    python -m stylemix.training --model stytr2 --out runs/stytr2 --export weights/stytr2-mine
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from models import functional as Fn
-from models import pretrained
-from models.io import WeightsError, from_dict, load_into, load_json, to_dict
-from models.registry import create_model
-from models.stytr2 import StyTr2Config, StyTr2Model
+from ..models import functional as Fn
+from ..models import pretrained
+from ..models.io import check_value, save_model_dir, to_dict
+from ..models.stytr2 import StyTr2Config, StyTr2Model
 
 from . import losses
 from .adain_task import DataConfig
-from .checkpoint import checkpoint_config, load_tensors, read_metadata
-from .cli import Recipe, drive
-from .cli import build_config as _build_config
+from .checkpoint import load_tensors, read_metadata
 from .data import ImageFolder, PairBatches
-from .trainer import RESUME_FREE, LoopConfig, ResumeMismatch, Trainer, resolve_device
+from .recipe import Recipe
+from .recipe import build_config as recipe_config
+from .trainer import LoopConfig
 
 
 @dataclass
@@ -45,6 +42,11 @@ class StyTr2LossConfig:
     identity_pixel_weight: float = 70.0  # lambda1: pixel MSE of both self-reconstructions
     identity_feature_weight: float = 1.0  # lambda2: feature MSE of both self-reconstructions
     relative: bool = False  # divide style / identity feature errors by the target's spread (scale-free)
+
+    def __post_init__(self):
+        for name in ("content_weight", "style_weight", "identity_pixel_weight", "identity_feature_weight"):
+            v = getattr(self, name)
+            check_value(f"loss.{name}", v, 0 <= v < float("inf"), "a finite number >= 0")
 
 
 @dataclass
@@ -131,17 +133,13 @@ class StyTr2Task:
 
 
 def build_config(config_file: str | None, overrides: list[str]) -> StyTr2TrainConfig:
-    """Defaults, then a JSON file's fields, then KEY=VALUE overrides (the shared training/cli.py logic)."""
-    return _build_config(config_file, overrides, StyTr2TrainConfig)
+    """Defaults, then a JSON file's fields, then KEY=VALUE overrides (training/recipe.py)."""
+    return recipe_config(config_file, overrides, StyTr2TrainConfig)
 
 
 def build_model(cfg: StyTr2TrainConfig, log=print) -> StyTr2Model:
     """A fresh StyTr2Model with the loss encoder's weights loaded (cfg.model.encoder is set from them)."""
-    enc_dir = pretrained.resolve_encoder(cfg.encoder, log)
-    cfg.model.encoder = pretrained.load_encoder_config(enc_dir)
-    model = create_model("stytr2", cfg.model)
-    load_into(model.encoder, enc_dir / "encoder.safetensors")
-    return model
+    return pretrained.create_with_encoder("stytr2", cfg.model, cfg.encoder, log)
 
 
 def export(cfg: StyTr2TrainConfig, run_dir: Path, out_dir: Path, dtype: torch.dtype = torch.float16) -> Path:
@@ -150,14 +148,7 @@ def export(cfg: StyTr2TrainConfig, run_dir: Path, out_dir: Path, dtype: torch.dt
     model = build_model(cfg)
     model.load_state_dict({k[len("model."):]: v for k, v in load_tensors(ckpt).items() if k.startswith("model.")})
     meta = {"steps": read_metadata(ckpt)["step"], "encoder_id": cfg.encoder, "trained_with": json.dumps(to_dict(cfg))}
-    return pretrained.save_model_dir(model, "stytr2", cfg.model, out_dir, cfg.encoder, meta, dtype=dtype)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m training.stytr2_task ARGS` == `python -m training --model stytr2 ARGS` (same flags)."""
-    from .cli import main as cli_main
-
-    return cli_main(["--model", "stytr2", *(sys.argv[1:] if argv is None else argv)])
+    return save_model_dir(model, "stytr2", cfg.model, out_dir, cfg.encoder, meta, dtype=dtype)
 
 
 def _make_task(cfg: StyTr2TrainConfig, model, device, run_dir: Path) -> "StyTr2Task":
@@ -166,12 +157,3 @@ def _make_task(cfg: StyTr2TrainConfig, model, device, run_dir: Path) -> "StyTr2T
 
 
 RECIPE = Recipe("stylemix train --model stytr2", StyTr2TrainConfig, build_config, build_model, _make_task, export)
-
-
-def run(args: argparse.Namespace) -> int:
-    """The training CLI's flags (training/cli.py) applied to a StyTr² run. Returns the exit code."""
-    return drive(args, RECIPE)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -28,7 +28,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from models.io import atomic_write
+from ..models.device import resolve_device as available_device
+from ..models.io import atomic_write, check_value
+from ..models.precision import auto_dtype
 
 from .checkpoint import checkpoint_config, load_checkpoint, save_checkpoint
 
@@ -58,13 +60,25 @@ class LoopConfig:
     lr: float = 1e-4  # Adam learning rate at step 0
     lr_decay: float = 5e-5  # lr_t = lr / (1 + lr_decay * t)
     warmup: int = 0  # linear warm-up steps
-    precision: str = "auto"  # 'fp32', 'bf16' (autocast), 'fp16' (CUDA AMP) or 'auto' (bf16 on CPU, fp16 AMP on CUDA)
+    precision: str = "auto"  # 'fp32', 'bf16' (autocast), 'fp16' (CUDA AMP) or 'auto' (bf16 where the device
+    #                          computes it natively, models/precision.py; else fp16 AMP on CUDA, fp32 on CPU)
     channels_last: bool = True
     checkpoint_every: int = 100  # a killed run loses at most this many steps
     sample_every: int = 500  # 0 = no sample grids
     log_every: int = 10
     grad_clip: float = 0.0  # 0 = off
     tensorboard: bool = True  # also write TensorBoard events (RUN_DIR/tensorboard) when `tensorboard` is installed
+
+    def __post_init__(self):  # value checks, before anything runs; from_dict has checked the types
+        inf = float("inf")
+        check_value("loop.steps", self.steps, self.steps >= 0, "an integer >= 0")
+        check_value("loop.lr", self.lr, 0 < self.lr < inf, "a finite number > 0")
+        for name in ("lr_decay", "grad_clip"):
+            check_value(f"loop.{name}", getattr(self, name), 0 <= getattr(self, name) < inf, "a finite number >= 0")
+        for name in ("warmup", "sample_every"):
+            check_value(f"loop.{name}", getattr(self, name), getattr(self, name) >= 0, "an integer >= 0 (0 = off)")
+        for name in ("checkpoint_every", "log_every"):
+            check_value(f"loop.{name}", getattr(self, name), getattr(self, name) >= 1, "an integer >= 1")
 
 
 class ResumeMismatch(ValueError):
@@ -90,8 +104,9 @@ def fill_defaults(saved: Any, defaults: Any) -> Any:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """`device`, except that a bare 'cuda' under torchrun becomes this rank's GPU (cuda:LOCAL_RANK)."""
-    device = torch.device(device)
+    """`device` (checked to exist here, see models/device.py), except that a bare 'cuda' under torchrun
+    becomes this rank's GPU (cuda:LOCAL_RANK)."""
+    device = available_device(device)
     if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
         device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     if device.type == "cuda":
@@ -159,9 +174,9 @@ class Trainer:
         p = self.loop.precision
         if p == "fp32":
             return None
-        if self.device.type == "cuda":
-            return torch.bfloat16 if p == "bf16" else torch.float16
-        return torch.bfloat16
+        if p == "auto":  # emulated bf16 is slower than fp32: only where native
+            return auto_dtype(self.device) or (torch.float16 if self.device.type == "cuda" else None)
+        return torch.bfloat16 if p == "bf16" else torch.float16
 
     def autocast(self):
         """The forward pass's autocast context (a no-op in fp32)."""

@@ -30,7 +30,7 @@ def run(args) -> int:
     from skimage import data
 
     from ..api import Stylizer
-    from ..images import save_image
+    from ..images import check_outputs, save_image
     from .stylize import parse_style_spec
 
     out = Path(args.output)
@@ -39,6 +39,8 @@ def run(args) -> int:
     specs = [parse_style_spec(s) for s in (args.style or DEFAULT_STYLES)]
     names = [n for n, _ in specs]
     weights = [1.0 if w is None else w for _, w in specs]
+    sweep_path = out.with_name(f"{out.stem}-sweep{out.suffix}")
+    check_outputs([out] + ([sweep_path] if not args.no_sweep and len(names) >= 2 else []))
     photo = getattr(data, args.photo)()
     t0 = time.time()
     stylizer = Stylizer.from_pretrained(device=args.device)
@@ -46,7 +48,6 @@ def run(args) -> int:
     save_image(image, out)
     result = {"output": str(out), "photo": f"skimage.data.{args.photo}", "styles": names, "weights": weights}
     if not args.no_sweep and len(names) >= 2:
-        sweep_path = out.with_name(f"{out.stem}-sweep{out.suffix}")
         _, grid = stylizer.sweep(photo, names, steps=5, max_size=256, labels=True, names=names)
         save_image(grid, sweep_path)
         result["sweep"] = str(sweep_path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from inference.cli import UsageError
+from ..cli import UsageError
 
 
 def add_parser(sub) -> None:
@@ -24,7 +24,8 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="grid image to write (e.g. grid.png)")
     p.add_argument("--steps", type=int, default=5, help="cells per row/column, at least 2 (default: 5)")
     p.add_argument("--alpha", type=float, default=1.0,
-                   help="stylisation strength of every cell, or the end of the alpha axis (default: 1.0)")
+                   help="stylisation strength of every cell, or the end of the alpha axis; a cell at alpha 0 is "
+                        "the content photo itself (default: 1.0)")
     p.add_argument("--alpha-sweep", action="store_true",
                    help="sweep alpha from 0 to --alpha instead of the weights (1 style, or several blended equally)")
     p.add_argument("--alpha-axis", action="store_true", help="with 2 styles: N x N grid, weights across, alpha down")
@@ -32,14 +33,15 @@ def add_parser(sub) -> None:
     p.add_argument("--cell-size", type=int, default=256, help="long side of each cell in pixels (default: 256)")
     p.add_argument("--cells", metavar="DIR", default=None, help="also save every cell as DIR/cell_RR_CC.png")
     p.add_argument("--style-size", type=int, default=512, help="long side of style images in pixels (default: 512)")
-    p.add_argument("--preserve-color", choices=("luminance", "match"), default=None,
-                   help="keep the content's colours in every cell (default: off)")
+    p.add_argument("--preserve-color", choices=("luminance", "match", "histogram"), default=None,
+                   help="keep the content's colours in every cell, as in 'stylemix stylize' (default: off)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="cells decoded together (default: 1 on CPU, where batching is slower; 8 on a GPU)")
     p.add_argument("--model", default=None, metavar="DIR_OR_NAME", help="weights dir or name (default: adain-vgg16)")
     p.add_argument("--encoder", default=None, help="encoder preset or dir overriding the model's (default: the model's)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    p.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="compute precision (default: fp32)")
+    p.add_argument("--dtype", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="compute precision; auto = bf16 where the CPU/GPU has it natively, else fp32 (default: auto)")
     p.set_defaults(func=run)
 
 
@@ -65,10 +67,10 @@ def check_layout(n_styles: int, steps: int, alpha_sweep: bool, alpha_axis: bool)
 
 
 def run(args) -> int:
-    from inference.api import Stylizer
-    from inference.commands.stylize import check_writable, parse_style_spec
-    from inference.grid import LETTERS
-    from inference.images import image_format, save_image
+    from ..api import Stylizer
+    from .stylize import parse_style_spec
+    from ..grid import LETTERS
+    from ..images import check_outputs, save_image
 
     specs = [parse_style_spec(s) for s in args.style]
     sources = [s for s, _ in specs]
@@ -85,8 +87,13 @@ def run(args) -> int:
     content = Path(args.content)
     if not content.is_file():
         raise FileNotFoundError(f"no such content image: {content}")
-    image_format(args.output)
-    check_writable([Path(args.output)], [content] + [Path(s) for s in sources if Path(s).exists()])
+    rows = 1 if layout in ("row", "alpha") else args.steps
+    cell_files = []
+    if args.cells:
+        if Path(args.cells).exists() and not Path(args.cells).is_dir():
+            raise UsageError(f"--cells {args.cells} is a file; give a folder for the cell images")
+        cell_files = [Path(args.cells) / f"cell_{r:02d}_{c:02d}.png" for r in range(rows) for c in range(args.steps)]
+    check_outputs([Path(args.output), *cell_files], [content] + [Path(s) for s in sources if Path(s).exists()])
 
     stylizer = Stylizer.from_pretrained(args.model, device=args.device, encoder=args.encoder, dtype=args.dtype)
     common = dict(max_size=args.cell_size, preserve_color=args.preserve_color, labels=args.labels,
@@ -100,11 +107,8 @@ def run(args) -> int:
         cells, image = stylizer.grid(content, sources, args.steps, alpha=args.alpha,
                                      alpha_axis=layout == "axis", **common)
     save_image(image, args.output)
-    if args.cells:
-        cols = args.steps
-        for i, cell in enumerate(cells):
-            save_image(cell, Path(args.cells) / f"cell_{i // cols:02d}_{i % cols:02d}.png")
-    rows = 1 if layout in ("row", "alpha") else args.steps
+    for cell, path in zip(cells, cell_files):
+        save_image(cell, path)
     print(f"wrote {args.output} ({rows} x {args.steps} cells, {image.size[0]}x{image.size[1]} px)")
     if args.labels:
         print("labels: " + ", ".join(f"{letter} = {src}" for letter, src in zip(LETTERS, sources)))

@@ -8,12 +8,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from inference.cli import UsageError
-from inference.commands.stylize import check_writable, parse_style_spec
+from ..cli import UsageError
+from .stylize import parse_style_spec
 
 
 def add_parser(sub) -> None:
-    from inference import optimize as O
+    from .. import optimize as O
 
     p = sub.add_parser("optimize", help="optimisation-based style transfer (Gatys et al.; slow, high quality)",
                        description="Optimise an image so its VGG features match CONTENT and its Gram matrices "
@@ -60,7 +60,7 @@ def add_parser(sub) -> None:
 
 def _check(args) -> tuple[list[str], list[float], Path]:
     """Validate everything cheap before the encoder loads. Returns (style paths, weights, output)."""
-    from inference.images import image_format
+    from ..images import check_outputs
 
     specs = [parse_style_spec(s) for s in args.style]
     sources = [s for s, _ in specs]
@@ -88,16 +88,13 @@ def _check(args) -> tuple[list[str], list[float], Path]:
     if not (0 < args.style_scale < float("inf")):
         raise UsageError(f"--style-scale must be a finite number > 0, got {args.style_scale}")
     out = Path(args.output)
-    if out.is_dir():
-        raise UsageError(f"-o {out} is a folder; give an image file such as {out / 'result.png'}")
-    image_format(out)
-    check_writable([out], [content, *map(Path, sources)])
+    check_outputs([out], [content, *map(Path, sources)])
     return sources, weights, out
 
 
 def run(args) -> int:
-    from inference.images import save_image
-    from inference.optimize import optimize
+    from ..images import save_image
+    from ..optimize import optimize
 
     sources, weights, out = _check(args)
     start = time.perf_counter()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from inference.cli import UsageError
+from ..cli import UsageError
 
 
 def add_parser(sub) -> None:
@@ -18,26 +18,26 @@ def add_parser(sub) -> None:
     p.add_argument("--user", action="store_true", help="include the user's styles too")
     p.add_argument("--match", default=None, metavar="TEXT", help="only styles whose name contains TEXT (e.g. baroque)")
     p.add_argument("--alpha", type=float, default=1.0, help="stylisation strength in [0, 1] (default: 1.0)")
-    p.add_argument("--preserve-color", choices=("luminance", "match"), default=None,
-                   help="keep the content's colours (default: off)")
+    p.add_argument("--preserve-color", choices=("luminance", "match", "histogram"), default=None,
+                   help="keep the content's colours, as in 'stylemix stylize' (default: off)")
     p.add_argument("--no-labels", action="store_true", help="omit the style names under the cells")
     p.add_argument("--batch-size", type=int, default=None,
                    help="cells decoded together (default: 1 on CPU, where batching is slower; 8 on a GPU)")
     p.add_argument("--model", default=None, metavar="DIR_OR_NAME", help="weights dir or name (default: adain-vgg16)")
     p.add_argument("--encoder", default=None, help="encoder preset or dir overriding the model's (default: the model's)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    p.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="compute precision (default: fp32)")
+    p.add_argument("--dtype", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="compute precision; auto = bf16 where the CPU/GPU has it natively, else fp32 (default: auto)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     import torch
 
-    from inference import styles as S
-    from inference.api import Stylizer
-    from inference.commands.stylize import check_writable
-    from inference.grid import grid_image, render
-    from inference.images import image_format, load_image, save_image
+    from .. import styles as S
+    from ..api import Stylizer
+    from ..grid import grid_image
+    from ..images import check_outputs, load_image, save_image
 
     names = sorted(S.builtin_styles()) + (sorted(n for n in S.user_styles() if n not in S.builtin_styles())
                                           if args.user else [])
@@ -53,14 +53,13 @@ def run(args) -> int:
     content = Path(args.content)
     if not content.is_file():
         raise FileNotFoundError(f"no such content image: {content}")
-    image_format(args.output)
-    check_writable([Path(args.output)], [content])
+    check_outputs([Path(args.output)], [content])
 
     stylizer = Stylizer.from_pretrained(args.model, device=args.device, encoder=args.encoder, dtype=args.dtype)
     codes = stylizer.style_codes(names)
     weights = torch.eye(len(codes))  # one-hot: cell i is style i alone
-    cells = render(stylizer, content, codes, weights, torch.full((len(codes),), float(args.alpha)),
-                   args.cell_size, args.preserve_color, args.batch_size)
+    cells = stylizer.render(content, codes, weights, torch.full((len(codes),), float(args.alpha)),
+                            args.cell_size, args.preserve_color, args.batch_size)
     original = load_image(content, args.cell_size)[..., : cells.shape[-2], : cells.shape[-1]]
     cells = torch.cat([original, cells])
     labels = None if args.no_labels else ["content", *names]

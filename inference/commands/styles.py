@@ -7,9 +7,10 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
-from inference.cli import UsageError
+from ..cli import UsageError
 
 
 def add_parser(sub) -> None:
@@ -33,33 +34,38 @@ def add_parser(sub) -> None:
 
 
 def run_list(args) -> int:
-    from inference import styles as S
+    from .. import styles as S
 
-    names = S.list_styles()
     index = {e["name"]: e for e in S.builtin_index()}
+    infos = {}
+    for n in S.list_styles():  # a user file that does not load is skipped with a warning, not fatal halfway
+        try:
+            infos[n] = {**index[n], "bank": "built-in"} if n in index and not args.json else S.style_info(n)
+            if infos[n]["bank"] == "user":
+                S.load_style(infos[n]["path"])
+        except (ValueError, OSError) as e:  # WeightsError is a ValueError
+            infos.pop(n, None)
+            print(f"stylemix styles: warning: skipped style {n!r}: {e}", file=sys.stderr)
     if args.json:
-        for n in names:
-            info = S.style_info(n)
+        for n, info in infos.items():
             print(json.dumps({"name": n, "bank": info["bank"], "movement": info.get("movement", ""),
                               "source": info.get("source", ""), "encoder": info.get("encoder", "")}))
         return 0
-    if not names:
+    if not infos:
         print("no named styles installed; add one with 'stylemix styles add NAME IMAGE...'")
         return 0
-    builtin = set(S.builtin_styles())
-    print(f"{len(builtin)} built-in styles (weights/styles), {len(names) - len(builtin)} user styles ({S.user_dir()}):")
-    for n in names:
-        info = index.get(n) or S.style_info(n)
-        bank = "built-in" if n in builtin else "user"
-        print(f"  {n:<24} {bank:<8}  {info.get('movement', '') or '-':<18} {info.get('source', '')}")
+    users = sum(info["bank"] == "user" for info in infos.values())
+    print(f"{len(infos) - users} built-in styles (weights/styles), {users} user styles ({S.user_dir()}):")
+    for n, info in infos.items():
+        print(f"  {n:<24} {info['bank']:<8}  {info.get('movement', '') or '-':<18} {info.get('source', '')}")
     return 0
 
 
 def run_add(args) -> int:
     import torch
 
-    from inference import styles as S
-    from inference.images import load_image
+    from .. import styles as S
+    from ..images import load_image
 
     S.check_name(args.name)
     if args.name in S.builtin_styles():
@@ -82,7 +88,7 @@ def run_add(args) -> int:
 
 
 def run_remove(args) -> int:
-    from inference import styles as S
+    from .. import styles as S
 
     path = S.remove_style(args.name)
     print(f"removed style {args.name!r} ({path})")

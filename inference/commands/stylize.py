@@ -13,7 +13,7 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
-from inference.cli import UsageError
+from ..cli import UsageError
 
 
 def add_parser(sub) -> None:
@@ -24,8 +24,13 @@ def add_parser(sub) -> None:
                    help="a style image, saved style code (.safetensors) or built-in style name, with an optional "
                         "weight (e.g. a.jpg:0.6, 1/3 allowed); repeat to blend. Weights default to 1 and are normalised")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
-                   help="output image (one content) or folder (several contents or a folder)")
-    p.add_argument("--alpha", type=float, default=1.0, help="stylisation strength in [0, 1] (default: 1.0)")
+                   help="output image (one content; an existing file is replaced) or folder (several contents or "
+                        "a folder; results are OUT/<name>.png, and outputs that already exist are kept, so an "
+                        "interrupted batch resumes: see --overwrite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="in folder mode, replace outputs that already exist instead of keeping them")
+    p.add_argument("--alpha", type=float, default=1.0,
+                   help="stylisation strength in [0, 1]; 0 returns the content photo unchanged (default: 1.0)")
     p.add_argument("--max-size", type=int, default=None,
                    help="downscale the content to this long side in pixels, 0 = keep its size "
                         "(default: 1024, or 0 with --tile)")
@@ -34,14 +39,16 @@ def add_parser(sub) -> None:
                    help="weights dir or name under weights/ (default: adain-vgg16)")
     p.add_argument("--encoder", default=None, help="encoder preset or dir overriding the model's (default: the model's)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    p.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="compute precision (default: fp32)")
-    p.add_argument("--preserve-color", choices=("luminance", "match"), default=None,
-                   help="keep the content's colours: 'luminance' (transfer luminance only) or 'match' "
-                        "(match the content's colour statistics) (default: off)")
+    p.add_argument("--dtype", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="compute precision; auto = bf16 where the CPU/GPU has it natively, else fp32 (default: auto)")
+    p.add_argument("--preserve-color", choices=("luminance", "match", "histogram"), default=None,
+                   help="keep the content's colours: 'luminance' (transfer luminance only), 'match' (the "
+                        "content's colour mean and covariance) or 'histogram' (the content's per-channel "
+                        "histograms) (default: off)")
     p.add_argument("--modes", type=int, default=1, metavar="K",
                    help="split each style into K modes and give each content region the mode that fits it "
                         "(multi-modal transfer; needs style images and PyMaxflow) (default: 1, plain AdaIN)")
-    p.add_argument("--smoothness", type=float, default=0.3, metavar="L",
+    p.add_argument("--smoothness", type=float, default=None, metavar="L",
                    help="with --modes: how strongly neighbouring pixels keep the same mode, 0 = none (default: 0.3)")
     p.add_argument("--save-labels", default=None, metavar="PNG",
                    help="with --modes: save the content's mode labels as an image, a colour per mode (one content)")
@@ -60,14 +67,17 @@ def add_parser(sub) -> None:
 def parse_style_spec(spec: str) -> tuple[str, float | None]:
     """'PATH_OR_NAME[:WEIGHT]' -> (source, weight or None).
 
-    The weight is what follows the LAST colon, taken only if it reads as a number (0.6, 1e-1, 1/3), so
-    Windows paths (C:\\art\\a.jpg) and names containing colons still work.
+    A spec that is an existing file is that file, whole (a file named 'x.png:0.5' is a style, not x.png at
+    0.5). Otherwise the weight is what follows the LAST colon, taken only if it reads as a number (0.6, 1e-1,
+    1/3), so Windows paths (C:\\art\\a.jpg) and names containing colons still work.
 
     Raises:
         UsageError for a weight that is negative, not finite, or not a number after an existing source.
     """
     if not spec.strip():
         raise UsageError("empty --style; give PATH_OR_NAME[:WEIGHT]")
+    if os.path.isfile(spec):
+        return spec, None
     head, sep, tail = spec.rpartition(":")
     if not sep or not head:
         return spec, None
@@ -95,7 +105,7 @@ def _number(text: str) -> float | None:
 
 def _is_builtin(name: str) -> bool:
     try:
-        from inference.styles import list_styles
+        from ..styles import list_styles
     except ImportError:
         return False
     return name in list_styles()
@@ -103,7 +113,7 @@ def _is_builtin(name: str) -> bool:
 
 def content_files(inputs: list[str]) -> tuple[list[Path], bool]:
     """Expand folders into their images (sorted). Returns (files, many) where many means -o is a folder."""
-    from inference.images import IMAGE_EXTENSIONS  # imported here: `stylemix --help` stays free of torch
+    from ..images import IMAGE_EXTENSIONS  # imported here: `stylemix --help` stays free of torch
 
     files: list[Path] = []
     many = len(inputs) > 1
@@ -124,7 +134,7 @@ def content_files(inputs: list[str]) -> tuple[list[Path], bool]:
 
 def output_paths(files: list[Path], output: str, many: bool) -> list[Path]:
     """Where each content's result goes: OUT itself, or OUT/<stem>.png for folders and several inputs."""
-    from inference.images import IMAGE_EXTENSIONS, image_format
+    from ..images import IMAGE_EXTENSIONS
 
     out = Path(output)
     if many or out.is_dir() or output.endswith(("/", os.sep)):
@@ -139,35 +149,23 @@ def output_paths(files: list[Path], output: str, many: bool) -> list[Path]:
                 raise UsageError(f"{f} and {seen[p]} would both be written to {p}; rename one")
             seen[p] = f
         return paths
-    image_format(out)  # unknown extension -> clear error now
     return [out]
-
-
-def check_writable(paths: list[Path], inputs: list[Path]) -> None:
-    """Refuse outputs that are inputs, and outputs whose folder cannot be created or written."""
-    resolved = {p.resolve() for p in inputs if p.exists()}
-    for p in paths:
-        if p.resolve() in resolved or any(_same(p, q) for q in inputs):
-            raise UsageError(f"output {p} is one of the inputs; refusing to overwrite it")
-        parent = p.parent
-        while not parent.exists():
-            parent = parent.parent
-        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-            raise UsageError(f"cannot write {p}: {parent} is not a writable folder")
 
 
 def check_modes(args, sources: list[str], many: bool) -> list[Path]:
     """Check --modes/--smoothness/--save-labels before the model loads. Returns the label map path (or [])."""
-    from inference.images import image_format
-    from models.multimodal import MultimodalConfig, require_maxflow
+    from ..images import image_format
+    from ...models.multimodal import MultimodalConfig, require_maxflow
 
     try:
-        MultimodalConfig(modes=args.modes, smoothness=args.smoothness)
+        MultimodalConfig(modes=args.modes, **({} if args.smoothness is None else {"smoothness": args.smoothness}))
     except ValueError as e:
         raise UsageError(str(e).replace("modes must", "--modes must").replace("smoothness must", "--smoothness must"))
     if args.modes == 1:
         if args.save_labels:
             raise UsageError("--save-labels needs --modes 2 or more")
+        if args.smoothness is not None:
+            raise UsageError("--smoothness needs --modes 2 or more (it weighs neighbouring pixels keeping one mode)")
         return []
     try:
         require_maxflow()
@@ -194,7 +192,7 @@ def check_masks_and_tiles(args, n_styles: int) -> list[Path]:
         if not m.is_file():
             raise FileNotFoundError(f"no such mask image: {m}")
     if args.tile:
-        from inference.tiling import check_tiling
+        from ..tiling import check_tiling
 
         if args.modes > 1:
             raise UsageError("--tile and --modes cannot be combined; multi-modal transfer needs the whole image")
@@ -205,18 +203,12 @@ def check_masks_and_tiles(args, n_styles: int) -> list[Path]:
     return masks
 
 
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def run(args) -> int:
     from tqdm import tqdm
 
-    from inference.api import Stylizer
-    from inference.images import save_image
+    from ...models.functional import validate_weights
+    from ..api import Stylizer
+    from ..images import check_outputs, save_image
 
     specs = [parse_style_spec(s) for s in args.style]
     sources = [s for s, _ in specs]
@@ -233,12 +225,19 @@ def run(args) -> int:
     style_files = [Path(s) for s in sources if Path(s).exists()]
     labels = check_modes(args, sources, many)
     masks = check_masks_and_tiles(args, len(sources))
-    check_writable(outputs + labels, files + style_files + masks)
+    check_outputs(outputs + labels, files + style_files + masks)
+    norm = validate_weights(weights, len(weights)).tolist()  # what the model blends with (no overflow)
+    if outputs != [Path(args.output)] and not args.overwrite:  # folder mode: keep what an earlier run wrote
+        todo = [(f, o) for f, o in zip(files, outputs) if not o.exists()]
+        if len(todo) < len(files):
+            print(f"stylemix stylize: {len(files) - len(todo)} of {len(files)} outputs already exist in {args.output} "
+                  f"and are kept (pass --overwrite to replace them)", file=sys.stderr)
+        if not todo:
+            return 0
+        files, outputs = [f for f, _ in todo], [o for _, o in todo]
 
     stylizer = Stylizer.from_pretrained(args.model, device=args.device, encoder=args.encoder, dtype=args.dtype)
     codes = stylizer.style_codes(sources, args.style_size) if args.modes == 1 else sources
-    total = sum(weights)
-    norm = [w / total for w in weights]
     failed = []
     bar = tqdm(list(zip(files, outputs)), disable=len(files) < 2, unit="img", file=sys.stderr)
     for src, dst in bar:

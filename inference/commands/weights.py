@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from inference.cli import UsageError
+from ..cli import UsageError
 
 
 def add_parser(sub) -> None:
@@ -61,7 +61,7 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 
 def _fetch(args) -> int:
-    from models.pretrained import fetch_hed_encoder
+    from ...models.pretrained import fetch_hed_encoder
 
     out = fetch_hed_encoder(log=lambda m: print(m, file=sys.stderr))
     print(f"VGG16 encoder: {out}")
@@ -74,17 +74,18 @@ def _check_out(path: Path) -> None:
 
 
 def _convert_torchvision(args) -> int:
-    from models.pretrained import convert_torchvision
+    from ...models.convert import convert_torchvision
+    from ...models.pretrained import encoder_dir
 
     if args.output:
         _check_out(Path(args.output))
-    out = convert_torchvision(args.pth, args.arch, args.output)
+    out = convert_torchvision(args.pth, args.arch, args.output or encoder_dir(f"{args.arch}-imagenet"))
     print(f"wrote encoder {args.arch}-imagenet to {out}")
     return 0
 
 
 def _convert_adain(args) -> int:
-    from models.pretrained import convert_adain
+    from ...models.convert import convert_adain
 
     out = Path(args.output)
     _check_out(out)
@@ -94,7 +95,7 @@ def _convert_adain(args) -> int:
 
 
 def _convert_stytr2(args) -> int:
-    from models.convert import convert_stytr2_files
+    from ...models.convert import convert_stytr2_files
 
     out = Path(args.output)
     _check_out(out)
@@ -104,15 +105,16 @@ def _convert_stytr2(args) -> int:
 
 
 def describe(directory: str | Path) -> dict:
-    """Config and per-file tensors (name -> [dtype, shape]), parameter count and sha256 of a weights dir."""
+    """Config and per-file tensors (name -> [dtype, shape]), parameter count, sha256 and `problem` (what the
+    loader would refuse, e.g. NaN values; None when it loads) of a weights dir."""
     from safetensors import SafetensorError, safe_open
 
-    from models.io import WeightsError, load_json
-    from models.pretrained import REPO_WEIGHTS, sha256
+    from ...models.io import WeightsError, load_json, load_tensors, sha256
+    from ...models.pretrained import shipped_weights
 
     path = Path(directory)
-    if not path.is_dir() and (REPO_WEIGHTS / str(directory)).is_dir():
-        path = REPO_WEIGHTS / str(directory)
+    if not path.is_dir() and (shipped_weights() / str(directory)).is_dir():
+        path = shipped_weights() / str(directory)
     if not path.is_dir():
         raise FileNotFoundError(f"no such weights dir: {directory}")
     files = {}
@@ -130,24 +132,35 @@ def describe(directory: str | Path) -> dict:
             for d in shape:
                 n *= d
             count += n
+        try:
+            load_tensors(f)  # the loader's own checks: readable and finite
+            problem = None
+        except WeightsError as e:
+            problem = str(e)
         files[f.name] = {"sha256": sha256(f), "bytes": f.stat().st_size, "parameters": count,
-                         "metadata_keys": sorted(meta), "tensors": keys}
+                         "metadata_keys": sorted(meta), "tensors": keys, "problem": problem}
     if not files:
         raise WeightsError(f"{path} has no .safetensors files")
     return {"dir": str(path), "config": load_json(path / "config.json"), "files": files}
 
 
 def _info(args) -> int:
+    """Print the description; a file the loader would refuse is then reported as the error (exit 2)."""
+    from ...models.io import WeightsError
+
     info = describe(args.dir)
     if args.json:
         print(json.dumps(info, indent=2))
-        return 0
-    print(f"{info['dir']}")
-    print("config.json:")
-    print("  " + json.dumps(info["config"], indent=2).replace("\n", "\n  "))
-    for name, f in info["files"].items():
-        print(f"{name}: {len(f['tensors'])} tensors, {f['parameters']:,} parameters, {f['bytes']:,} bytes")
-        print(f"  sha256 {f['sha256']}")
-        for key, (dtype, shape) in f["tensors"].items():
-            print(f"  {key:40s} {dtype:5s} {tuple(shape)}")
+    else:
+        print(f"{info['dir']}")
+        print("config.json:")
+        print("  " + json.dumps(info["config"], indent=2).replace("\n", "\n  "))
+        for name, f in info["files"].items():
+            print(f"{name}: {len(f['tensors'])} tensors, {f['parameters']:,} parameters, {f['bytes']:,} bytes")
+            print(f"  sha256 {f['sha256']}")
+            for key, (dtype, shape) in f["tensors"].items():
+                print(f"  {key:40s} {dtype:5s} {tuple(shape)}")
+    problems = [f["problem"] for f in info["files"].values() if f["problem"]]
+    if problems:
+        raise WeightsError(problems[0] + (f" (and {len(problems) - 1} more file(s))" if len(problems) > 1 else ""))
     return 0

@@ -1,0 +1,56 @@
+"""A run's log.jsonl as training time: cumulative hours with pauses left out.
+
+Training hours add up across sessions and machines: a run that starts from a committed weights dir
+(`TrainConfig.init`) carries that dir's steps and hours forward (see `cumulative`).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+MAX_GAP_S = 600.0  # a pause longer than this between two log records is not training time
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Records of a JSONL file; blank and half-written (last) lines are skipped."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such log file: {path}")
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def hours_axis(records: list[dict], max_gap: float = MAX_GAP_S) -> list[float]:
+    """Cumulative training hours at each log record (file order): the sum of the time between consecutive
+    records, leaving out gaps longer than `max_gap` seconds (the run was stopped and later resumed)."""
+    hours, total, prev = [], 0.0, None
+    for r in records:
+        t = r.get("time")
+        if t is not None and prev is not None and 0 < t - prev <= max_gap:
+            total += t - prev
+        prev = t if t is not None else prev
+        hours.append(total / 3600.0)
+    return hours
+
+
+def training_hours(records: list[dict], step: int, max_gap: float = MAX_GAP_S) -> float | None:
+    """Training hours spent to reach `step`: the cumulative hours at the last record with step <= `step`
+    (after a resume the re-run steps count as time spent). None when no record qualifies."""
+    best = None
+    for r, h in zip(records, hours_axis(records, max_gap)):
+        if r.get("step", 0) <= step:
+            best = h
+    return best
+
+
+def cumulative(init_meta: dict, steps: int, hours: float | None) -> dict[str, str]:
+    """Metadata of a weights dir trained `steps` more steps (`hours` more hours) from one with `init_meta`
+    ({} when trained from scratch): {'steps', 'hours'} as strings, as config.json and safetensors keep them."""
+    prev_steps = int(init_meta.get("steps", 0) or 0)
+    prev_hours = float(init_meta.get("hours", 0) or 0)
+    return {"steps": str(prev_steps + steps), "hours": f"{prev_hours + (hours or 0.0):.3f}"}
