@@ -605,3 +605,21 @@ def test_fetch_refuses_offline_and_a_cache_that_is_a_file(stylemix_cache, capsys
         assert_one_line_error(rc, err, f"STYLEMIX_CACHE={cache} is not usable", f"{afile} is a file")
         assert out == "" and "fetching" not in err
     assert afile.read_text() == "not a folder"
+
+
+def test_style_scale_flag_matches_the_api_and_bad_values_exit_2(tiny_model_dir, files, capsys, tmp_path):
+    o = tmp_path / "o.png"
+    for bad in ("-1", "nan", "inf"):
+        rc, _, err = run(["stylize", files["content"], "-s", files["a"], "-o", o, "--model", tiny_model_dir,
+                          "--style-scale", bad], capsys)
+        assert_one_line_error(rc, err, "--style-scale")
+    assert not o.exists()
+    rc, _, _ = run(["stylize", files["content"], "-s", files["a"], "-o", o, "--model", tiny_model_dir,
+                    "--style-scale", "20", "--dtype", "fp32"], capsys)  # 40 x 48 px painted at 22 x 26
+    assert rc == 0
+    from stylemix.inference import Stylizer
+
+    st = Stylizer.from_pretrained(str(tiny_model_dir), dtype="fp32")
+    want = np.asarray(st.stylize(files["content"], [files["a"]], style_scale=20.0)).astype(int)
+    full = np.asarray(st.stylize(files["content"], [files["a"]], style_scale=None)).astype(int)
+    assert np.abs(_pixels(o).astype(int) - want).max() <= 1 and np.abs(full - want).max() > 1

@@ -7,6 +7,7 @@ import torch
 
 from stylemix.inference import tiling as T
 from stylemix.inference.api import Stylizer
+from stylemix.inference.detail import Frame
 from stylemix.models import functional as Fn
 from stylemix.models.adain import AdaINConfig, AdaINModel
 from stylemix.models.decoder import DecoderConfig
@@ -100,10 +101,11 @@ def test_tiled_masks_and_colour_match_untiled(shallow_model):
     assert (tiled - full).abs().max() < 1e-4
 
 
-# Default architecture (relu4_1; encoder + decoder receptive radius ~66 px) on a 64 px image with 48 px
-# tiles and a 16 px halo: the halo cannot cover the receptive field, so tile edges differ somewhat (measured:
-# max 0.12, mean 0.023; with a 64 px tile, i.e. one window, 4e-7). Stated tolerances:
-TOLERANCE_MAX, TOLERANCE_MEAN = 0.15, 0.03
+# Default architecture (relu4_1; encoder + decoder receptive radius ~66 px) on a 64 px image (a 128 px canvas
+# with its 32 px reflected frame) with 48 px tiles and a 16 px halo: the halo cannot cover the receptive
+# field, so tile edges differ somewhat (measured: max 0.154, mean 0.031 with the frame; 0.12 / 0.023 before
+# it; with one window covering the canvas, 4e-7). Stated tolerances:
+TOLERANCE_MAX, TOLERANCE_MEAN = 0.2, 0.04
 
 
 def test_tiny_tiles_stay_close_to_untiled_with_the_default_model(make_calibrated_model):
@@ -115,8 +117,12 @@ def test_tiny_tiles_stay_close_to_untiled_with_the_default_model(make_calibrated
     per_tile = _per_tile_adain(s, x, codes)  # the naive way: each tile normalised with its own statistics
     err = (tiled - full).abs()
     assert err.max() < TOLERANCE_MAX and err.mean() < TOLERANCE_MEAN, (float(err.max()), float(err.mean()))
-    assert err.mean() < (per_tile - full).abs().mean()
-    one = s.stylize_tiled(x, codes, tile=64, halo=16, return_tensor=True)  # fits in one window: same computation
+    # whole-image statistics beat stylising tiles on their own once the halo reaches further (the naive
+    # quadrants each get the reflected frame, a fair amount of context on a 64 px image): measured 0.012 vs 0.025
+    wider = (s.stylize_tiled(x, codes, tile=80, halo=24, return_tensor=True) - full).abs()
+    assert wider.mean() < (per_tile - full).abs().mean()
+    canvas = 64 + 2 * Frame((64, 64)).pad  # the image plus its reflected frame (inference/detail.py)
+    one = s.stylize_tiled(x, codes, tile=canvas, halo=16, return_tensor=True)  # one window: same computation
     assert (one - full).abs().max() < 1e-5
 
 

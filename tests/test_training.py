@@ -413,3 +413,51 @@ def test_a_bad_training_device_is_one_line(run_setup, capsys):
         err = capsys.readouterr().err
         assert needle in err and len(err.strip().splitlines()) == 1
     assert not (root / "run").exists()
+
+
+def test_max_minutes_stops_with_a_checkpoint(run_setup):
+    config, root = run_setup
+    assert train(config, root / "run", "loop.steps=50", "loop.max_minutes=1e-9", "loop.checkpoint_every=100") == 0
+    assert read_metadata(root / "run" / "checkpoint.safetensors")["step"] == "0"  # deadline before the first step
+    assert train(config, root / "run", "loop.steps=2") == 0  # max_minutes is free on resume
+    assert read_metadata(root / "run" / "checkpoint.safetensors")["step"] == "2"
+
+
+def test_init_starts_from_a_weights_dir_and_totals_accumulate(run_setup):
+    config, root = run_setup
+    assert train(config, root / "first", "loop.steps=3") == 0
+    assert train(config, root / "first", extra=("--export", str(root / "w1"))) == 0
+    first = json.loads((root / "w1" / "config.json").read_text())
+    assert first["steps"] == "3" and float(first["hours"]) >= 0
+    first_decoder = load_tensors(root / "w1" / "decoder.safetensors")
+    # a second run from those weights: step 0 holds the exported decoder, totals add up on export
+    model = cli.build_model(cli.build_config(str(config), [f"init={root / 'w1'}"]), log=lambda *a: None)
+    state = model.state_dict()
+    assert first_decoder and all(torch.equal(state[k].to(v.dtype), v) for k, v in first_decoder.items())
+    assert train(config, root / "second", "loop.steps=2", f"init={root / 'w1'}") == 0
+    assert train(config, root / "second", f"init={root / 'w1'}", extra=("--export", str(root / "w2"))) == 0
+    second = json.loads((root / "w2" / "config.json").read_text())
+    assert second["steps"] == "5" and float(second["hours"]) >= float(first["hours"])
+
+
+def test_multi_scale_style_loss_runs_and_is_refused_with_the_style_cache(run_setup, capsys):
+    config, root = run_setup
+    assert train(config, root / "ms", "loop.steps=2", "loss.style_scales=[1.0,0.5]") == 0
+    assert [r["step"] for r in log_records(root / "ms")] == [1, 2]
+    capsys.readouterr()
+    assert train(config, root / "bad", "loop.steps=1", "loss.style_scales=[1.0,0.5]", "data.style_cache=true") == 2
+    assert "style_scales" in capsys.readouterr().err
+    assert train(config, root / "bad2", "loop.steps=1", "loss.style_scales=[0]") == 2
+
+
+def test_pack_data_shrinks_keeps_folders_and_respects_the_limit(run_setup, tmp_path):
+    from stylemix.training.pack_data import pack
+
+    _, root = run_setup
+    n, size = pack(root, tmp_path / "packed", short=16, limit=10**9)
+    files = sorted((tmp_path / "packed").rglob("*.jpg"))
+    assert n == len(files) == 7 and size == sum(f.stat().st_size for f in files)
+    assert (tmp_path / "packed" / "style" / "deep" / "er").is_dir()
+    assert all(min(Image.open(f).size) <= 16 for f in files)
+    n2, size2 = pack(root, tmp_path / "small", short=16, limit=size // 2)
+    assert 0 < n2 < n and size2 <= size // 2

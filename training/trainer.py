@@ -42,7 +42,8 @@ except ImportError:  # pragma: no cover
 log = logging.getLogger("stylemix.train")
 
 # Config fields that never change the trajectory: a resume may change them freely.
-RESUME_FREE = ("loop.steps", "loop.checkpoint_every", "loop.sample_every", "loop.log_every", "loop.tensorboard")
+RESUME_FREE = ("loop.steps", "loop.checkpoint_every", "loop.sample_every", "loop.log_every", "loop.tensorboard",
+               "loop.max_minutes")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -68,12 +69,13 @@ class LoopConfig:
     log_every: int = 10
     grad_clip: float = 0.0  # 0 = off
     tensorboard: bool = True  # also write TensorBoard events (RUN_DIR/tensorboard) when `tensorboard` is installed
+    max_minutes: float = 0.0  # stop (with a checkpoint) after this much wall time in this process; 0 = no limit
 
     def __post_init__(self):  # value checks, before anything runs; from_dict has checked the types
         inf = float("inf")
         check_value("loop.steps", self.steps, self.steps >= 0, "an integer >= 0")
         check_value("loop.lr", self.lr, 0 < self.lr < inf, "a finite number > 0")
-        for name in ("lr_decay", "grad_clip"):
+        for name in ("lr_decay", "grad_clip", "max_minutes"):
             check_value(f"loop.{name}", getattr(self, name), 0 <= getattr(self, name) < inf, "a finite number >= 0")
         for name in ("warmup", "sample_every"):
             check_value(f"loop.{name}", getattr(self, name), getattr(self, name) >= 0, "an integer >= 0 (0 = off)")
@@ -229,8 +231,11 @@ class Trainer:
         logs_out = self._open_logs(start) if self.rank == 0 else None
         bar = tqdm(total=self.loop.steps, initial=start, disable=self.rank != 0, dynamic_ncols=True) if tqdm else None
         step, window_t, window_n = start, time.time(), 0
+        deadline = window_t + 60 * self.loop.max_minutes if self.loop.max_minutes > 0 else float("inf")
         try:
             while step < self.loop.steps:
+                if time.time() >= deadline:  # like a signal, so every DDP rank stops at the same step
+                    self.stop_requested = True
                 for g in self.optimizer.param_groups:
                     g["lr"] = self.lr_at(step)
                 with self.autocast():
@@ -266,7 +271,7 @@ class Trainer:
                     self.save(step)
                 if self.rank == 0 and self.loop.sample_every and step % self.loop.sample_every == 0:
                     self._write_samples(step, logs_out)
-            if step < self.loop.steps:  # a rank was asked to stop
+            if step < self.loop.steps:  # a rank was asked to stop (signal or loop.max_minutes)
                 log.warning("stop requested: checkpoint at step %d in %s", step, self.ckpt_path)
                 self.save(step)
         finally:

@@ -35,6 +35,10 @@ def add_parser(sub) -> None:
                    help="downscale the content to this long side in pixels, 0 = keep its size "
                         "(default: 1024, or 0 with --tile)")
     p.add_argument("--style-size", type=int, default=512, help="long side of style images in pixels (default: 512)")
+    p.add_argument("--style-scale", type=float, default=None, metavar="S",
+                   help="stroke size: the model paints at a long side of 512/S px and larger images are lifted to "
+                        "full size guided by the photo; 2 = twice as large strokes, 0.5 = half, 0 = paint at full "
+                        "resolution (default: 1, or 0 with --tile)")
     p.add_argument("--model", default=None, metavar="DIR_OR_NAME",
                    help="weights dir or name under weights/ (default: adain-vgg16)")
     p.add_argument("--encoder", default=None, help="encoder preset or dir overriding the model's (default: the model's)")
@@ -218,6 +222,9 @@ def run(args) -> int:
     if not 0.0 <= args.alpha <= 1.0:
         raise UsageError(f"--alpha must be in [0, 1], got {args.alpha}")
     max_size = (0 if args.tile else 1024) if args.max_size is None else args.max_size
+    style_scale = (0 if args.tile else 1.0) if args.style_scale is None else args.style_scale
+    if not (0 <= style_scale < float("inf")):
+        raise UsageError(f"--style-scale must be a positive number (0 = full resolution), got {args.style_scale}")
     if (max_size and max_size < 16) or max_size < 0 or args.style_size < 16:
         raise UsageError("--max-size (0 = keep the size) and --style-size must be at least 16 pixels")
     files, many = content_files(args.content)
@@ -244,7 +251,7 @@ def run(args) -> int:
         start = time.perf_counter()
         try:
             common = dict(alpha=args.alpha, max_size=max_size or None, preserve_color=args.preserve_color,
-                          masks=masks or None, style_size=args.style_size)
+                          masks=masks or None, style_size=args.style_size, style_scale=style_scale or None)
             if args.tile:
                 img = stylizer.stylize_tiled(src, codes, weights, tile=args.tile, halo=args.halo, **common)
             else:
