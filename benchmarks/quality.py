@@ -450,7 +450,7 @@ def _main(args: argparse.Namespace) -> int:
             "data": str(args.data), "size": args.size, "score_size": args.score_size, "encoder": args.encoder, "notes": notes,
             "contents": [n for n, _ in data.contents], "styles": [n for n, _ in data.styles],
             "methods": {r.label: {"kind": r.kind, **r.summary(), "seconds_per_image": r.seconds, **r.extra,
-                                  "per_pair": [{"content": data.contents[i][0], "style": data.styles[j][0],
+                                  "per_pair": [{"content_image": data.contents[i][0], "style_image": data.styles[j][0],
                                                 **{m: r.values[m][k] for m in COLUMNS if m in r.values}}
                                                for k, (i, j) in enumerate(r.pairs)]}
                         for r in results},

@@ -1,7 +1,7 @@
 """The Python API: `Stylizer` turns a content image and K weighted styles into one stylised image.
 
     from stylemix import Stylizer
-    s = Stylizer.from_pretrained()                       # weights/adain-vgg16
+    s = Stylizer.from_pretrained()                       # weights/adain-vgg16-v2
     img = s.stylize("photo.jpg", ["a.jpg", "b.jpg"], weights=[0.7, 0.3], alpha=0.9)
 
 Styles are encoded once into codes (`StyleCode`s, per-tap channel mean/std, for AdaIN models); any
@@ -46,7 +46,7 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 WORK_SIZE = 512
 PRESERVE_COLOR = Fn.PRESERVE_COLOR
 NO_DECODER = ("no trained decoder is installed (looked for {where}); train one with "
-              "'stylemix train --out runs/a' then 'stylemix train --out runs/a --export weights/adain-vgg16', "
+              "'stylemix train --out runs/a' then 'stylemix train --out runs/a --export weights/adain-vgg16-v2', "
               "or convert the original AdaIN weights with 'stylemix weights convert adain --vgg vgg_normalised.pth "
               "--decoder decoder.pth -o DIR' and pass --model DIR")
 NO_STYTR2 = ("no StyTr² weights are installed (looked for {where}); convert the published release with "
@@ -86,7 +86,7 @@ class Stylizer:
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike | None = None, device: str | torch.device = "cpu",
                         encoder: str | None = None, dtype: str = "auto") -> "Stylizer":
-        """Load a weights dir (a path, or a name under weights/; default 'adain-vgg16').
+        """Load a weights dir (a path, or a name under weights/; default 'adain-vgg16-v2').
 
         Args:
             name_or_path: model dir or name.

@@ -40,7 +40,7 @@ def add_parser(sub) -> None:
                         "full size guided by the photo; 2 = twice as large strokes, 0.5 = half, 0 = paint at full "
                         "resolution (default: 1, or 0 with --tile)")
     p.add_argument("--model", default=None, metavar="DIR_OR_NAME",
-                   help="weights dir or name under weights/ (default: adain-vgg16)")
+                   help="weights dir or name under weights/ (default: adain-vgg16-v2)")
     p.add_argument("--encoder", default=None, help="encoder preset or dir overriding the model's (default: the model's)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--dtype", choices=("auto", "fp32", "bf16"), default="auto",
