@@ -22,7 +22,7 @@ import torch
 
 from ..models import pretrained
 from ..models.adain import AdaINConfig
-from ..models.io import WeightsError, from_dict, load_into, load_json, save_model_dir, to_dict
+from ..models.io import CONFIG_FILE, DECODER_FILE, WeightsError, from_dict, load_into, load_json, save_model_dir, to_dict
 
 from .adain_task import AdaINLossConfig, AdaINTask, DataConfig
 from .checkpoint import checkpoint_config, load_tensors, read_metadata
@@ -56,14 +56,14 @@ def build_model(cfg: TrainConfig, log=print):
     model = pretrained.create_with_encoder("adain", cfg.model, cfg.encoder, log)
     if cfg.init:
         init_dir = pretrained.resolve_model_dir(cfg.init)
-        load_into(pretrained.decoder_part(model), init_dir / "decoder.safetensors")
+        load_into(pretrained.decoder_part(model), init_dir / DECODER_FILE)
         log(f"decoder initialised from {init_dir} ({init_meta(cfg).get('steps', '?')} steps)")
     return model
 
 
 def init_meta(cfg) -> dict:
     """config.json of the run's init weights dir ({} when the run starts from scratch)."""
-    return load_json(pretrained.resolve_model_dir(cfg.init) / "config.json") if cfg.init else {}
+    return load_json(pretrained.resolve_model_dir(cfg.init) / CONFIG_FILE) if cfg.init else {}
 
 
 def export(cfg: TrainConfig, run_dir: Path, out_dir: Path, dtype: torch.dtype = torch.float16) -> Path:
