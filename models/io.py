@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from .mixing import StyleCode
 
 
 class WeightsError(ValueError):
@@ -325,3 +327,43 @@ def save_model_dir(model: nn.Module, name: str, config: Any, out_dir: str | Path
     save_json(out_dir / CONFIG_FILE, {"kind": "model", "model": name, "encoder": encoder,
                                       "config": to_dict(config), **(metadata or {})})
     return out_dir
+
+
+# --- a model dir's own codes for the built-in style names -------------------------------------------------
+# styles.safetensors: tensors `<name>.mean.<tap>` / `<name>.std.<tap>` (each (c,), float32); metadata `encoder`
+# (the id the codes belong to), `names` (comma-separated) and provenance. A model with its own encoder (e.g.
+# adain-fast) ships it, because the shared bank (weights/styles/) holds statistics of the vgg16-hed encoder.
+STYLES_FILE = "styles.safetensors"
+
+
+def save_codes(path: str | Path, codes: dict[str, StyleCode], metadata: dict[str, str] | None = None) -> Path:
+    """Write named StyleCodes into one safetensors file, atomically (see STYLES_FILE for the layout)."""
+    tensors = {f"{name}.{kind}.{tap}": v.detach().float().cpu()
+               for name, code in codes.items() for kind, stats in (("mean", code.mean), ("std", code.std))
+               for tap, v in stats.items()}
+    taps = next(iter(codes.values())).taps if codes else ()
+    save_tensors(path, tensors, {**(metadata or {}), "names": ",".join(codes), "taps": ",".join(taps)})
+    return Path(path)
+
+
+def load_codes(path: str | Path) -> dict[str, StyleCode]:
+    """Named StyleCodes from a file written by `save_codes`; WeightsError naming the file and the style when a
+    code lacks mean or std at a tap, has mismatched shapes or a non-positive std."""
+    tensors = load_tensors(path)  # checks finiteness
+    with safe_open(str(path), "pt") as f:
+        order = [t for t in (f.metadata() or {}).get("taps", "").split(",") if t]
+    codes: dict[str, StyleCode] = {}
+    for key in tensors:
+        name, kind, tap = key.rsplit(".", 2) if key.count(".") >= 2 else (key, "", "")
+        if kind not in ("mean", "std"):
+            raise WeightsError(f"{path}: unexpected tensor {key!r}; expected <name>.mean.<tap> and <name>.std.<tap>")
+        codes.setdefault(name, StyleCode({}, {}))
+        (codes[name].mean if kind == "mean" else codes[name].std)[tap] = tensors[key].float()
+    for name, code in codes.items():
+        if set(code.mean) != set(code.std) or any(code.mean[t].shape != code.std[t].shape or code.mean[t].dim() != 1
+                                                  or bool((code.std[t] <= 0).any()) for t in code.mean):
+            raise WeightsError(f"{path}: style {name!r} needs a mean and a positive std of one shape (c,) at every tap")
+    rank = {t: i for i, t in enumerate(order)}  # the encoder's tap order (blending needs codes with one order)
+    key = lambda t: (rank.get(t, len(rank)), t)  # noqa: E731
+    return {name: StyleCode({t: c.mean[t] for t in sorted(c.mean, key=key)}, {t: c.std[t] for t in sorted(c.std, key=key)})
+            for name, c in codes.items()}

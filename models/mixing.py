@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from . import functional as Fn
+from .contract import per_image_alpha
 
 
 @dataclass
@@ -54,6 +55,98 @@ def stack_codes(codes: Sequence[StyleCode]) -> tuple[dict[str, torch.Tensor], di
         {t: torch.stack([c.mean[t] for c in codes]) for t in taps},
         {t: torch.stack([c.std[t] for c in codes]) for t in taps},
     )
+
+
+class StatisticsMixing:
+    """The AdaIN family's half of `contract.StatisticsModel`: style codes, their checks, the blend of K codes at
+    every tap the decoder reads, and stylisation. A model inherits it and provides
+
+        encode(images) -> {tap: (b, c, h, w)}     features at every tap of `style_taps` and `mix_taps`
+        decode(targets) -> (b, 3, h, w)           mixed features at `mix_taps` -> RGB, not clamped
+        mix_taps, style_taps                      taps the decoder reads (deepest first) / a StyleCode holds
+        tap_channels(tap) -> int
+
+    so that blends, masks, alpha and whole-image statistics (tiling) behave exactly alike in every such model
+    (models/adain.py, models/fast.py).
+    """
+
+    style_taps: tuple[str, ...]
+    mix_taps: tuple[str, ...]
+
+    def encode_content(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The contract's content encoding: the encoder's features {tap: (b, c, h, w)}."""
+        return self.encode(images)
+
+    def style_code(self, image: torch.Tensor) -> list[StyleCode]:
+        """One StyleCode per image of the batch (b, 3, h, w): channel mean/std at every style tap."""
+        feats = self.encode(image)
+        stats = {t: Fn.mean_std(feats[t]) for t in self.style_taps}
+        return [StyleCode({t: m[i] for t, (m, _) in stats.items()}, {t: s[i] for t, (_, s) in stats.items()})
+                for i in range(image.shape[0])]
+
+    def check_codes(self, codes: Sequence[object]) -> None:
+        """Every code must be a StyleCode with this model's mixing taps and channel counts."""
+        for i, code in enumerate(codes):
+            if not isinstance(code, StyleCode):
+                raise ValueError(f"style {i + 1} is a {type(code).__name__}; this {type(self).__name__} needs style "
+                                 f"images or StyleCodes (per-tap statistics)")
+            for tap in self.mix_taps:
+                c = self.tap_channels(tap)
+                if tap not in code.mean:
+                    raise ValueError(f"style {i + 1} has no statistics for {tap} (it has {list(code.taps)}); "
+                                     f"re-encode it with this model")
+                if code.mean[tap].numel() != c:
+                    raise ValueError(f"style {i + 1} has {code.mean[tap].numel()} channels at {tap}, the model {c}; "
+                                     f"it was encoded with a different encoder")
+
+    def mix(self, feats: dict[str, torch.Tensor], codes: Sequence[StyleCode], weights: torch.Tensor,
+            alpha: float = 1.0, content_stats: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
+            ) -> dict[str, torch.Tensor]:
+        """AdaIN targets for every tap the decoder reads.
+
+        Args:
+            feats: content features {tap: (b, c, h, w)}.
+            codes: K style codes (shared by the batch).
+            weights: (k,) normalised weights or (k, b, 1, h, w) spatial weights (masks).
+            alpha: content/style trade-off in [0, 1].
+            content_stats: {tap: (mean, std)} to normalise with instead of the features' own statistics
+                (whole-image statistics for a tile; see inference/tiling.py).
+        """
+        means, stds = stack_codes(codes)
+        out = {}
+        for tap in self.mix_taps:
+            w = weights if weights.dim() == 1 else Fn.resize_weights(weights, feats[tap].shape[-2:])
+            stats = None if content_stats is None else content_stats[tap]
+            out[tap] = Fn.mix(feats[tap], means[tap].to(feats[tap].device), stds[tap].to(feats[tap].device), w, alpha,
+                              stats)
+        return out
+
+    def stylize(self, content: dict[str, torch.Tensor], codes: Sequence[StyleCode], weights: torch.Tensor,
+                alpha: float | torch.Tensor = 1.0,
+                content_stats: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
+        """The contract's stylisation: mix, then decode.
+
+        Args:
+            content: `encode_content` features {tap: (b, c, h, w)}.
+            codes: K StyleCodes.
+            weights: (k,), (k, n) one blend per output image (features of batch 1), or (k, b, 1, h, w).
+            alpha: content/style trade-off in [0, 1]; one per image with (k, n) weights.
+            content_stats: whole-image content statistics {tap: (mean, std)} (tiling).
+
+        Returns:
+            (b or n, 3, h, w) in [0, 1].
+        """
+        if weights.dim() != 2:
+            return self.decode(self.mix(content, codes, weights, float(alpha), content_stats)).clamp(0, 1)
+        alphas = per_image_alpha(alpha, weights.shape[1])
+        cells = [self.mix(content, codes, w, float(a), content_stats) for w, a in zip(weights.T, alphas)]
+        return self.decode({t: torch.cat([c[t] for c in cells]) for t in cells[0]}).clamp(0, 1)
+
+    def forward(self, content: torch.Tensor, codes: Sequence[StyleCode], weights: Sequence[float] | None = None,
+                alpha: float = 1.0) -> torch.Tensor:
+        """content (b, 3, h, w) with h, w multiples of `stride` -> stylised (b, 3, h, w) in [0, 1]."""
+        w = Fn.validate_weights(weights, len(codes))
+        return self.stylize(self.encode_content(content), codes, w, alpha)
 
 
 class AdaIN(nn.Module):

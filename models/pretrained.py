@@ -24,8 +24,9 @@ from torch import nn
 
 from .convert import ENCODER_PRESETS, HED_FILE, HED_PACKAGE, convert_hed_file
 from .device import resolve_device
-from .io import (CONFIG_FILE, DECODER_FILE, ENCODER_FILE, ConfigError, WeightsError, from_dict, load_into, load_json,
-                 sha256)
+from .io import (CONFIG_FILE, DECODER_FILE, ENCODER_FILE, STYLES_FILE, ConfigError, WeightsError, from_dict, load_codes,
+                 load_into, load_json, sha256)
+from .mixing import StyleCode
 from .registry import create_model, model_capabilities, model_config_cls, models_with
 from .vgg import EncoderConfig, VGGEncoder
 
@@ -212,6 +213,13 @@ def load_model(name_or_path: str | None = None, encoder: str | None = None, devi
         model = create_with_encoder(meta["model"], config, encoder or meta["encoder"], log)
     load_into(decoder_part(model), model_dir / DECODER_FILE)
     return model.to(device).eval(), meta
+
+
+def model_styles(name_or_path: str | None = None) -> dict[str, StyleCode]:
+    """A model dir's own codes for the built-in style names ({name: StyleCode} from its styles.safetensors, see
+    models/io.py), or {} when it has none (models on the shared vgg16-hed bank, weights/styles/)."""
+    path = resolve_model_dir(name_or_path) / STYLES_FILE
+    return load_codes(path) if path.is_file() else {}
 
 
 def decoder_part(model: nn.Module) -> nn.Module:

@@ -31,7 +31,7 @@ def register_model(name: str, config_cls: type):
 
 # Built-in models and the module that registers each; imported only when first asked for,
 # so loading the AdaIN model never pays for the transformer's imports (timm).
-_BUILTIN = {"adain": ".adain", "stytr2": ".stytr2"}  # relative to this package
+_BUILTIN = {"adain": ".adain", "adain-fast": ".fast", "stytr2": ".stytr2"}  # relative to this package
 
 
 def list_models() -> list[str]:

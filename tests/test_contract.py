@@ -44,7 +44,8 @@ def test_every_registered_model_satisfies_the_contract(name):
 def test_capabilities_of_the_builtin_models():
     assert model_capabilities("adain") == Capabilities(style_bank=True, tiling=True, modes=True, encoder_choice=True)
     assert model_capabilities("stytr2") == Capabilities()
-    assert models_with("tiling") == ["adain"]
+    assert model_capabilities("adain-fast") == Capabilities(style_bank=True, tiling=True)
+    assert models_with("tiling") == ["adain", "adain-fast"]
 
 
 def test_registering_needs_a_model_class_with_capabilities():

@@ -29,6 +29,7 @@ from .checkpoint import checkpoint_config, load_tensors, read_metadata
 from .recipe import Recipe
 from .recipe import build_config as recipe_config
 from .runlog import cumulative, read_jsonl, training_hours
+from .fast_task import RECIPE as FAST_RECIPE
 from .stytr2_task import RECIPE as STYTR2_RECIPE
 from .trainer import RESUME_FREE, LoopConfig, ResumeMismatch, Trainer, resolve_device
 
@@ -98,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--export", metavar="DIR", help="write a weights dir from the run's checkpoint and exit")
     ap.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
     ap.add_argument("--model", choices=RECIPE_NAMES, default="adain",
-                    help="model to train (default: adain); stytr2 uses training/stytr2_task.py's config")
+                    help="model to train (default: adain); stytr2 uses training/stytr2_task.py's config, adain-fast "
+                         "distils the default model (training/fast_task.py)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     return drive(args, recipe_for(args.model))
@@ -113,7 +115,7 @@ def _adain_task(cfg: TrainConfig, model, device, run: Path) -> AdaINTask:
 ADAIN_RECIPE = Recipe("stylemix train", TrainConfig, build_config, build_model, _adain_task, export)
 
 
-RECIPES = {"adain": ADAIN_RECIPE, "stytr2": STYTR2_RECIPE}  # a new trainable model adds its recipe here
+RECIPES = {"adain": ADAIN_RECIPE, "stytr2": STYTR2_RECIPE, "adain-fast": FAST_RECIPE}  # a new trainable model adds its recipe here
 RECIPE_NAMES = tuple(RECIPES)
 
 

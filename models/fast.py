@@ -1,0 +1,183 @@
+"""The fast model ("adain-fast", issue 13): the default model's blending of K styles on a network ~50x cheaper.
+
+    image (b, 3, h, w)
+      -> FastEncoder   one 3x3 conv per resolution, stride 2 from the second on: taps s1 (1/1), s2 (1/2), s4, s8,
+                       then residual blocks at the deepest tap
+      -> mixing        AdaIN towards the weighted blend of K StyleCodes at s8 and at every skip
+                       (mixing.StatisticsMixing, the code the default model runs)
+      -> FastDecoder   residual blocks at s8; per level up: narrowing conv, bilinear x2, the mixed skip
+                       concatenated, a fusing conv; a last conv to RGB
+
+Taps are named by their stride (s1 = full resolution, s8 = 1/8), as VGG's relu{b}_1 are by block. Bilinear
+upsampling, because nearest left an 8 px block grid in the default (models/decoder.py). Zero padding by
+default: reflection padding is a separate copy of every conv input, which made the whole model ~25 % slower
+(measured, 512 px, one thread), and the frame zero padding would paint falls outside the image anyway (the
+Stylizer paints a 32 px reflected frame around it and crops it off; distillation trains on such framed crops).
+Where the time goes at 512 px is not only the convs: the per-tap statistics and AdaIN at full resolution cost
+as much as a conv there, so models/functional.py computes them in two cheap passes.
+
+The default reaches relu4_1 through ten VGG16 convs of 64-512 channels (~235 GFLOP per 512 px image with its
+decoder); this model keeps 8-96 channels (~7 GFLOP, most of it at 1/4 and 1/8 resolution where convs run
+fastest; widths 8-64 are ~4 GFLOP and measured no faster).
+
+Its weights come from distillation, not from a loss network: training/fast_task.py trains encoder and decoder
+together to reproduce the default model's outputs, so its style codes (statistics of its own encoder) are its
+own; `encoder_id` names them, and a weights dir ships the model's codes for the built-in style names.
+
+Letters: b - batch, c - channels, h/w - height/width, k - styles.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .contract import Capabilities
+from .decoder import upsample2x
+from .io import check_value
+from .mixing import StatisticsMixing
+from .registry import register_model
+
+PADDINGS = ("zeros", "reflect")
+
+
+@dataclass
+class FastConfig:
+    """Widths per resolution, residual blocks, skips."""
+
+    widths: tuple[int, ...] = (8, 16, 48, 96)  # channels of taps s1, s2, s4, s8 (tap s{2**i} has widths[i])
+    blocks: int = 1  # residual blocks at the deepest tap, in the encoder and again in the decoder
+    skips: tuple[str, ...] = ("s4", "s2", "s1")  # shallower taps mixed and concatenated on the way up
+    padding: str = "zeros"  # conv padding: 'zeros' or 'reflect' (~25 % slower, see the module docstring)
+    encoder_id: str = "adain-fast"  # id of the encoder's weights, recorded in style codes (export adds a hash)
+
+    def __post_init__(self):  # value checks; from_dict has checked the types
+        check_value("widths", list(self.widths), len(self.widths) >= 2 and all(w >= 1 for w in self.widths),
+                    "at least two positive channel counts, full resolution first")
+        check_value("blocks", self.blocks, self.blocks >= 0, "an integer >= 0")
+        check_value("padding", self.padding, self.padding in PADDINGS, " or ".join(map(repr, PADDINGS)))
+        deepest, known = tap_names(len(self.widths))[-1], tap_names(len(self.widths))
+        bad = [s for s in self.skips if s not in known or s == deepest]
+        check_value("skips", list(self.skips), not bad, f"taps among {list(known[:-1])} (shallower than {deepest})")
+
+
+def tap_names(levels: int) -> tuple[str, ...]:
+    """Names of the taps of an encoder with `levels` resolutions, shallowest first: ('s1', 's2', 's4', ...)."""
+    return tuple(f"s{2 ** i}" for i in range(levels))
+
+
+def conv3x3(c_in: int, c_out: int, padding: str, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, 3, stride, 1, padding_mode=padding)
+
+
+class ResBlock(nn.Module):
+    """x + conv(relu(conv(x))), at constant width."""
+
+    def __init__(self, channels: int, padding: str):
+        super().__init__()
+        self.conv1, self.conv2 = conv3x3(channels, channels, padding), conv3x3(channels, channels, padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.relu(self.conv1(x)))
+
+
+class FastEncoder(nn.Module):
+    """RGB [0, 1] (b, 3, h, w) -> {s1: (b, w0, h, w), s2: (b, w1, h/2, w/2), ...}; h, w multiples of the stride."""
+
+    def __init__(self, config: FastConfig):
+        super().__init__()
+        w, p = config.widths, config.padding
+        self.taps = tap_names(len(w))
+        self.downs = nn.ModuleList([conv3x3(3, w[0], p), *(conv3x3(w[i - 1], w[i], p, 2) for i in range(1, len(w)))])
+        self.blocks = nn.Sequential(*(ResBlock(w[-1], p) for _ in range(config.blocks)))
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        x, out = image - 0.5, {}
+        for tap, conv in zip(self.taps, self.downs):
+            x = F.relu(conv(x))
+            out[tap] = x
+        out[self.taps[-1]] = self.blocks(x)
+        return out
+
+
+class FastDecoder(nn.Module):
+    """Mixed features {tap: (b, c, h, w)} at the deepest tap and the skips -> RGB (b, 3, h, w), not clamped."""
+
+    def __init__(self, config: FastConfig):
+        super().__init__()
+        w, p = config.widths, config.padding
+        self.taps, self.skips = tap_names(len(w)), tuple(config.skips)
+        self.blocks = nn.Sequential(*(ResBlock(w[-1], p) for _ in range(config.blocks)))
+        # level i (stride 2**i, deepest-but-one first in use): narrow w[i+1] -> w[i], upsample, (+ skip), fuse
+        self.narrow = nn.ModuleList(conv3x3(w[i + 1], w[i], p) for i in range(len(w) - 1))
+        self.fuse = nn.ModuleList(conv3x3(w[i] * (2 if self.taps[i] in self.skips else 1), w[i], p)
+                                  for i in range(len(w) - 1))
+        self.to_rgb = conv3x3(w[0], 3, p)
+
+    def forward(self, targets: dict[str, torch.Tensor]) -> torch.Tensor:
+        x = self.blocks(targets[self.taps[-1]])
+        for i in reversed(range(len(self.narrow))):
+            x = upsample2x(F.relu(self.narrow[i](x)), "bilinear")
+            if self.taps[i] in self.skips:
+                x = torch.cat([x, targets[self.taps[i]].to(x.dtype)], dim=1)
+            x = F.relu(self.fuse[i](x))
+        return self.to_rgb(x) + 0.5  # mirrors the encoder's `image - 0.5`: a fresh decoder starts at mid-grey
+
+
+@register_model("adain-fast", FastConfig)
+class FastModel(StatisticsMixing, nn.Module):
+    """One content image + K weighted styles -> one stylised image, in one pass of a small network.
+
+    Implements `contract.StatisticsModel` exactly as the default AdaINModel does (`mixing.StatisticsMixing`):
+    StyleCodes of its own encoder's statistics, blended per tap, masks as spatial weights, alpha, whole-image
+    statistics for tiles.
+    """
+
+    capabilities = Capabilities(style_bank=True, tiling=True)
+
+    def __init__(self, config: FastConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = FastEncoder(config)
+        self.decoder = FastDecoder(config)
+        # Channels-last weights, so every conv runs channels-last (inputs are converted in `encode`): oneDNN's
+        # NCHW kernels are slow on these thin, wide maps (16 -> 8 channels at 512 px: 46 vs 11 ms, one thread),
+        # and the whole model measured ~20 % faster at 512 px. Module.to(device), load_state_dict and
+        # safetensors files (contiguous copies) all keep working unchanged.
+        self.to(memory_format=torch.channels_last)
+
+    @property
+    def stride(self) -> int:
+        """Input sizes must be multiples of this (the deepest tap's downsampling)."""
+        return 2 ** (len(self.config.widths) - 1)
+
+    @property
+    def mix_taps(self) -> tuple[str, ...]:
+        """Taps the decoder reads: the deepest tap first, then the skips."""
+        return (self.encoder.taps[-1], *self.config.skips)
+
+    @property
+    def style_taps(self) -> tuple[str, ...]:
+        """Taps whose statistics make a StyleCode: every tap of the encoder."""
+        return self.encoder.taps
+
+    @property
+    def encoder_name(self) -> str:
+        """Id of the encoder's weights (config.encoder_id); saved style codes record it."""
+        return self.config.encoder_id
+
+    def tap_channels(self, tap: str) -> int:
+        """Channels of the encoder's features at `tap`."""
+        return self.config.widths[self.encoder.taps.index(tap)]
+
+    def encode(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """RGB [0, 1] (b, 3, h, w) -> {tap: features} (channels-last tensors)."""
+        return self.encoder(image.contiguous(memory_format=torch.channels_last))
+
+    def decode(self, targets: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Targets {tap: features} at `mix_taps` -> RGB (b, 3, h, w), not clamped, in the usual memory layout."""
+        dtype = self.decoder.to_rgb.weight.dtype
+        cl = torch.channels_last
+        return self.decoder({t: targets[t].to(dtype).contiguous(memory_format=cl) for t in self.mix_taps}).contiguous()
