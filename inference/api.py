@@ -16,8 +16,9 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Iterator, Sequence, Union
 
 import torch
 from einops import rearrange
@@ -34,6 +35,7 @@ from ..models.registry import require_capability
 
 from . import grid as G
 from . import tiling
+from . import video as V
 from .detail import Frame, guided_upsample, luminance, resize, working_size
 from .images import IMAGE_EXTENSIONS, ImageLike, load_image, load_mask, save_image, to_pil
 from .styles import load_style, read_metadata, resolve_style
@@ -53,6 +55,20 @@ NO_STYTR2 = ("no StyTr² weights are installed (looked for {where}); convert the
              "'stylemix weights convert stytr2 --vgg vgg_normalised.pth --decoder decoder_iter_160000.pth "
              "--transformer transformer_iter_160000.pth --embedding embedding_iter_160000.pth -o weights/stytr2', "
              "or train one with 'stylemix train --model stytr2 --out runs/stytr2' and export it there")
+NO_FAST = ("no adain-fast weights are installed (looked for {where}); distil them from the default model with "
+           "'stylemix train --model adain-fast --config training/configs/adain-fast.json --out runs/fast' then "
+           "'stylemix train --out runs/fast --export weights/adain-fast' (training/fast_task.py)")
+
+
+@dataclass(frozen=True)
+class EncodedContent:
+    """A content image encoded once (`Stylizer.encode_content`), to be stylised with any number of blends
+    (`Stylizer.stylize_encoded`) for the cost of the mixing and decoding alone: what an interactive preview
+    re-runs on every slider move."""
+
+    image: torch.Tensor  # (1, 3, h, w) in [0, 1] on the stylizer's device: the content as loaded
+    frame: Frame  # where the image sits in the padded canvas the model saw
+    features: object  # the model's `encode_content` result for that canvas
 
 
 class Stylizer:
@@ -69,9 +85,13 @@ class Stylizer:
         device: torch device to run on.
         dtype: 'auto' (bf16 where the device computes it natively, see models/precision.py; else fp32), 'fp32'
             or 'bf16' (autocast; statistics and blending stay in float32). `self.dtype` is 'fp32' or 'bf16'.
+        styles: the model's own codes for built-in style names ({name: code}), used before the shared bank
+            (weights/styles/ holds vgg16-hed statistics): what a weights dir with its own encoder ships in its
+            styles.safetensors (e.g. adain-fast; `from_pretrained` passes them).
     """
 
-    def __init__(self, model: StyleModel, device: str | torch.device = "cpu", dtype: str = "auto"):
+    def __init__(self, model: StyleModel, device: str | torch.device = "cpu", dtype: str = "auto",
+                 styles: dict[str, StyleCodeLike] | None = None):
         if not isinstance(model, StyleModel):
             raise TypeError(f"{type(model).__name__} is not a style model: it must offer stride, capabilities, "
                             f"style_code, check_codes, encode_content and stylize (models/contract.py)")
@@ -82,6 +102,7 @@ class Stylizer:
             dtype = "bf16" if auto_dtype(self.device) == torch.bfloat16 else "fp32"
         self.model = model.to(self.device).eval()
         self.dtype = dtype
+        self.model_styles = dict(styles or {})
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike | None = None, device: str | torch.device = "cpu",
@@ -106,10 +127,12 @@ class Stylizer:
                 raise WeightsError(NO_DECODER.format(where=where)) from None
             if str(name_or_path) == "stytr2":
                 raise WeightsError(NO_STYTR2.format(where=pretrained.shipped_weights() / "stytr2")) from None
+            if str(name_or_path) == "adain-fast":
+                raise WeightsError(NO_FAST.format(where=pretrained.shipped_weights() / "adain-fast")) from None
             raise WeightsError(f"{e}; pass a model directory (config.json + decoder.safetensors)") from None
-        model, _ = pretrained.load_model(None if name_or_path is None else str(name_or_path), encoder, device,
-                                         log=_log_stderr)
-        return cls(model, device, dtype)
+        name = None if name_or_path is None else str(name_or_path)
+        model, _ = pretrained.load_model(name, encoder, device, log=_log_stderr)
+        return cls(model, device, dtype, styles=pretrained.model_styles(name))
 
     @property
     def stride(self) -> int:
@@ -159,7 +182,8 @@ class Stylizer:
                                                              f"codes); pass a style image instead")
                 encoder = self.model.encoder_name or None
                 if not saved:
-                    return resolve_style(str(style), encoder=encoder)
+                    own = self.model_styles.get(str(style))
+                    return own if own is not None else resolve_style(str(style), encoder=encoder)
                 got = read_metadata(path).get("encoder")
                 if encoder and got and got != encoder:
                     raise ValueError(f"style code {path} was computed with encoder {got!r}, but this model uses "
@@ -260,6 +284,31 @@ class Stylizer:
             out = Fn.preserve_color(_lift(frame.crop(out), xw, x), x, preserve_color).clone()
         return out if return_tensor else to_pil(out)
 
+    def stylize_video(self, video: V.VideoLike, styles: StyleLike | Sequence[StyleLike],
+                      weights: Sequence[float] | None = None, *, keyframes: Sequence[V.Keyframe | str] | None = None,
+                      alpha: float = 1.0, temporal: V.TemporalConfig | str = "both", fps: float | None = None,
+                      max_size: int | None = None, max_frames: int | None = None, preserve_color: str | None = None,
+                      style_size: int | None = 512, style_scale: float | None = 1.0, progress: bool = False,
+                      return_tensor: bool = False) -> Iterator[Image.Image | torch.Tensor]:
+        """Stylise a clip (video file, animated GIF/WebP, folder of frames or iterable of images) without flicker:
+        a generator of frames, one at a time (write them with `inference.video.write_video`). See
+        inference/video.py for the temporal stabilisation, keyframes and formats.
+
+        Args:
+            keyframes: instead of `weights`, 'TIME:NAME=W[,NAME=W...]' strings or `video.Keyframe`s; weights are
+                interpolated linearly between them (TIME a frame index or seconds like '5s').
+            temporal: 'both' (default), 'stats', 'flow', 'none' (frame by frame) or a `video.TemporalConfig`.
+            fps: resample to this constant rate (a variable frame rate is refused without it).
+            max_size: scale frames down to this long side (None: keep; over 4K UHD is scaled down).
+            max_frames: stop after this many frames.
+            styles, weights, alpha, preserve_color, style_size, style_scale, return_tensor: as in `stylize`.
+        """
+        _check_preserve_color(preserve_color)
+        return V.stylize_video(self, video, styles, weights, keyframes=keyframes, alpha=alpha, temporal=temporal,
+                               fps=fps, max_size=max_size, max_frames=max_frames, preserve_color=preserve_color,
+                               style_size=style_size, work_size=_work_size(style_scale), progress=progress,
+                               return_tensor=return_tensor)
+
     def render(self, content: ImageLike, codes: Sequence[StyleCodeLike], weights: torch.Tensor,
                alphas: torch.Tensor, max_size: int | None = 512, preserve_color: str | None = None,
                batch_size: int | None = None) -> torch.Tensor:
@@ -294,6 +343,46 @@ class Stylizer:
             cells = Fn.preserve_color(frame.crop(cells), x.expand(len(cells), -1, -1, -1), preserve_color)
             cells[torch.as_tensor(alphas).flatten().expand(len(cells)).to(cells.device) == 0] = x  # as in `stylize`
         return cells.cpu().clone()
+
+    def encode_content(self, content: ImageLike, max_size: int | None = 512) -> EncodedContent:
+        """Encode a content image once for `stylize_encoded` (one encoder pass; keep it while only the blend
+        changes). The image is painted at its own (max_size-reduced) size, as `stylize` does up to 512 px.
+
+        Args:
+            content: anything `load_image` reads.
+            max_size: long side the content is processed at (None: keep).
+        """
+        x = load_image(content, max_size).to(self.device)
+        frame = Frame(tuple(x.shape[-2:]))
+        with torch.inference_mode(), self.autocast():
+            features = self.model.encode_content(frame.apply(x, self.stride))
+        return EncodedContent(x, frame, features)
+
+    def stylize_encoded(self, content: EncodedContent, codes: Sequence[StyleCodeLike],
+                        weights: Sequence[float] | None = None, alpha: float = 1.0,
+                        preserve_color: str | None = None) -> torch.Tensor:
+        """Stylise an `encode_content` result with a blend of K codes (`style_codes`): no encoder pass.
+
+        Args:
+            content: from `encode_content` on this stylizer.
+            codes: K codes; weights, alpha, preserve_color: as in `stylize`.
+
+        Returns:
+            (1, 3, h, w) float32 CPU tensor in [0, 1], equal to `stylize(..., return_tensor=True)` of the same
+            content at the same size (up to 512 px, where `stylize` paints at full size).
+        """
+        _check_preserve_color(preserve_color)
+        if not 0.0 <= float(alpha) <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        self.model.check_codes(list(codes))
+        w = Fn.validate_weights(weights, len(codes))
+        if float(alpha) == 0.0:  # the content itself, exactly (as in `stylize`)
+            return content.image.cpu().clone()
+        with torch.inference_mode(), self.autocast():
+            out = self.model.stylize(content.features, list(codes), w, float(alpha)).float()
+        with torch.inference_mode():
+            out = Fn.preserve_color(content.frame.crop(out), content.image, preserve_color)
+        return out.cpu().clone()
 
     def sweep(self, content: ImageLike, styles: Sequence[StyleLike], steps: int = 5,
               path: Sequence[Sequence[float]] | torch.Tensor | None = None, alpha: float | Sequence[float] = 1.0,

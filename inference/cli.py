@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # Subcommand modules, in the order `stylemix --help` lists them.
-COMMANDS = ["demo", "stylize", "grid", "sheet", "styles", "weights", "optimize", "train"]
+COMMANDS = ["demo", "stylize", "grid", "sheet", "styles", "weights", "optimize", "train", "dataset", "video", "app"]
 
 
 class UsageError(Exception):

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from ..models.io import atomic_write
 
@@ -216,23 +216,32 @@ def _identities(p: Path) -> list:
     return [p.resolve(), (st.st_dev, st.st_ino)]
 
 
-def save_image(img: Image.Image | torch.Tensor, path: str | Path) -> Path:
+def save_image(img: Image.Image | torch.Tensor, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
     """Write an image atomically (temp file + rename); the format comes from the extension.
 
     Args:
         img: PIL image or (1, 3, h, w) / (3, h, w) tensor in [0, 1].
         path: destination; missing parent folders are created.
+        metadata: text to record in the file (PNG text chunks, read back with `Image.open(path).text`), e.g.
+            the styles and weights of a blend; PNG only.
 
     Returns:
         The path written.
     """
     path = Path(path)
     fmt = image_format(path)
+    if metadata and fmt != "PNG":
+        raise ValueError(f"cannot record metadata in {path}: text metadata is written to .png files only")
     if isinstance(img, torch.Tensor):
         img = to_pil(img)
     if fmt == "JPEG" and img.mode not in ("RGB", "L", "CMYK"):
         img = img.convert("RGB")
     opts = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    if metadata:
+        info = PngImagePlugin.PngInfo()
+        for key, value in metadata.items():
+            info.add_itxt(str(key), str(value))  # iTXt: UTF-8 (style names and paths need not be Latin-1)
+        opts["pnginfo"] = info
     try:
         atomic_write(path, lambda tmp: img.save(tmp, format=fmt, **opts))
     except (PermissionError, NotADirectoryError, FileExistsError, FileNotFoundError) as e:

@@ -1,0 +1,19 @@
+"""`stylemix app`: a local web page to blend styles by eye (server.py + the page in static/).
+
+Needs the optional extra: pip install 'stylemix[app]'. Importing this package does no work and needs no
+web framework; `create_app` and `serve` load FastAPI on first use.
+"""
+
+INSTALL = "pip install 'stylemix[app]'"
+FAST_MODEL = "adain-fast"  # the preview model when installed (`stylemix app --preview-model`)
+
+
+def __getattr__(name: str):  # lazy: `stylemix --help` and the CLI module stay free of FastAPI
+    if name in ("create_app", "serve", "AppConfig"):
+        from . import server
+
+        return getattr(server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["AppConfig", "create_app", "serve", "FAST_MODEL", "INSTALL"]

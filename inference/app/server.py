@@ -1,0 +1,618 @@
+"""The blending page's server: FastAPI routes over `Stylizer`, one in-memory session per browser tab.
+
+Why FastAPI + uvicorn and a hand-written page rather than Gradio: the page is ~300 lines of plain
+HTML/JS/CSS shipped in static/, so nothing is fetched from the internet (Gradio's front end is a large
+bundle with its own fonts and telemetry to keep offline) and `pip install 'stylemix[app]'` adds two small,
+well-kept packages instead of dozens; every route is an ordinary function that tests drive in-process with
+FastAPI's TestClient; and the preview is a plain `<img>` fed by one POST, so the page keeps only the latest
+request in flight, which Gradio's event queue does not let us control. Uploads are raw request bodies
+(streamed, cut off at the size limit, never named by the client), so python-multipart is not needed.
+
+Requests and state:
+    POST /api/session                      -> {"session": id}: a random id per tab (kept in the page's
+                                              memory only, so two tabs never share images)
+    GET  /api/options                      bundled photos, style names, defaults, limits
+    POST /api/s/{id}/upload                body = the image file -> {"id": ...} (server-chosen name)
+    GET  /api/s/{id}/thumb?ref=...         a small PNG of a bundled photo or an upload
+    POST /api/s/{id}/preview   Blend       -> PNG at `preview_size` (204 when a newer preview was asked)
+    POST /api/s/{id}/render    Blend       -> {"url", "command", "metadata"}: full size, PNG with metadata
+    GET  /api/s/{id}/result/{rid}          the rendered PNG, as a download
+    POST /api/s/{id}/sweep     Sweep       -> PNG strip of `steps` blends from style a to style b
+Images are named by references, never by paths: 'bundled:astronaut', 'builtin:impressionism-03',
+'upload:<id>' (an id this session's upload returned). Sessions live in memory, least recently used
+dropped beyond `max_sessions` (their upload folder with them); each keeps its style codes and the content
+encoding, so a slider move costs one mixing + decoding pass (`Stylizer.stylize_encoded`).
+"""
+from __future__ import annotations
+
+import io
+import json
+import secrets
+import shlex
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import webbrowser
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from importlib import resources
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Callable, Literal, Optional
+
+import torch
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from ...models.contract import StyleCodeLike
+from ...models.functional import validate_weights
+from ..api import EncodedContent, Stylizer
+from ..commands.demo import DEFAULT_STYLES, PHOTOS
+from ..commands.stylize import parse_style_spec
+from ..images import load_image, save_image, to_pil
+from ..styles import list_styles
+
+MAX_STYLES = 4
+STATIC = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
+# The page may load only what this server sends (no CDN, no fonts, no trackers); previews are blob: URLs.
+CSP = "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'; form-action 'none'"
+
+
+@dataclass
+class AppConfig:
+    """What the server may do; every limit is a field (the CLI exposes the common ones)."""
+
+    upload_dir: Optional[Path] = None  # where uploads and renders are kept (None: a temporary folder, removed)
+    max_upload_bytes: int = 20 * 2**20  # larger uploads are refused with a message
+    max_pixels: int = 40_000_000  # decoded size limit of an upload (decompression bombs)
+    max_sessions: int = 8  # tabs kept in memory (each holds a content encoding: ~50 MB at 256 px with the
+    # default model); the least recently used beyond this are dropped
+    max_uploads: int = 8  # per tab; the oldest upload is forgotten beyond this
+    preview_size: int = 256  # long side of previews, px
+    max_size: int = 1024  # long side of full renders, px (as `stylemix stylize --max-size`)
+    style_size: int = 512  # long side uploaded style images are encoded at (as --style-size)
+    sweep_size: int = 256  # long side of each sweep cell, px
+    max_sweep_steps: int = 9
+    model_name: Optional[str] = None  # the full model's --model for the shown command (None: the default)
+
+    def __post_init__(self):
+        for name in ("max_upload_bytes", "max_pixels", "max_sessions", "max_uploads", "max_sweep_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("preview_size", "max_size", "style_size", "sweep_size"):
+            if getattr(self, name) < 16:
+                raise ValueError(f"{name} must be at least 16 px, got {getattr(self, name)}")
+
+
+class AppError(Exception):
+    """A message for the page (shown to the person) with an HTTP status; the server keeps serving."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+# --- request bodies -----------------------------------------------------------------------------------
+
+class StyleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ref: str = Field(max_length=200)  # 'builtin:NAME' or 'upload:ID'
+    weight: float = Field(ge=0, le=1e6, allow_inf_nan=False)  # raw slider value; normalised like the CLI
+
+
+class BlendIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    photo: str = Field(max_length=200)  # 'bundled:NAME' or 'upload:ID'
+    styles: list[StyleIn] = Field(min_length=1, max_length=MAX_STYLES)
+    alpha: float = Field(1.0, ge=0, le=1, allow_inf_nan=False)
+    preserve_color: Optional[Literal["luminance", "match", "histogram"]] = None
+    seq: int = 0  # the page's request counter: a preview older than the newest one asked is skipped
+    labels: dict[str, str] = Field(default_factory=dict, max_length=2 * MAX_STYLES + 2)  # ref -> file name, text only
+
+
+class SweepIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    photo: str = Field(max_length=200)
+    a: str = Field(max_length=200)
+    b: str = Field(max_length=200)
+    steps: int = Field(5, ge=2)
+    alpha: float = Field(1.0, ge=0, le=1, allow_inf_nan=False)
+    preserve_color: Optional[Literal["luminance", "match", "histogram"]] = None
+    labels: dict[str, str] = Field(default_factory=dict, max_length=2 * MAX_STYLES + 2)
+
+
+# --- sessions -----------------------------------------------------------------------------------------
+
+@dataclass
+class Session:
+    """One tab's images and caches. `folder` holds its uploads and renders under server-chosen names."""
+
+    id: str
+    folder: Path
+    uploads: OrderedDict = field(default_factory=OrderedDict)  # id -> file
+    results: OrderedDict = field(default_factory=OrderedDict)  # id -> rendered PNG
+    codes: OrderedDict = field(default_factory=OrderedDict)  # (model role, ref) -> style code
+    content: OrderedDict = field(default_factory=OrderedDict)  # (model role, ref, size) -> EncodedContent
+    latest_seq: int = -1  # the newest preview the page asked for
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def ask(self, seq: int) -> None:
+        """Record that the page asked for preview number `seq`."""
+        with self.lock:
+            self.latest_seq = max(self.latest_seq, seq)
+
+
+class Sessions:
+    """Sessions by id, least recently used first; dropping one removes its folder."""
+
+    def __init__(self, root: Path, limit: int):
+        self.root, self.limit = root, limit
+        self._items: OrderedDict[str, Session] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def new(self) -> Session:
+        sid = secrets.token_urlsafe(18)
+        s = Session(sid, self.root / sid)
+        with self._lock:
+            self._items[sid] = s
+            while len(self._items) > self.limit:
+                _, old = self._items.popitem(last=False)
+                shutil.rmtree(old.folder, ignore_errors=True)
+        return s
+
+    def get(self, sid: str) -> Session:
+        with self._lock:
+            s = self._items.get(sid)
+            if s is None:
+                raise AppError(404, "this page's session has expired (the server restarted or too many tabs were "
+                                    "opened); reload the page")
+            self._items.move_to_end(sid)
+            return s
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return list(self._items)
+
+
+def _put(cache: OrderedDict, key, value, limit: int) -> list:
+    """Add to an LRU cache of at most `limit` entries; returns the values dropped."""
+    cache[key] = value
+    cache.move_to_end(key)
+    return [cache.popitem(last=False)[1] for _ in range(len(cache) - limit)]
+
+
+# --- the application ----------------------------------------------------------------------------------
+
+class Blender:
+    """The app's state: the models, the sessions and one lock so one model call runs at a time.
+
+    Args:
+        stylizer: the full model (renders, sweeps; previews too unless `preview` is given).
+        preview: a faster model for previews, or None. Styles it cannot use fall back to `stylizer`.
+        config: limits and sizes.
+    """
+
+    def __init__(self, stylizer: Stylizer, preview: Stylizer | None = None, config: AppConfig | None = None):
+        self.config = config or AppConfig()
+        self.models = {"full": stylizer, "preview": preview or stylizer}
+        self._own_dir = self.config.upload_dir is None
+        root = Path(tempfile.mkdtemp(prefix="stylemix-app-")) if self._own_dir else Path(self.config.upload_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root.resolve()
+        self.sessions = Sessions(self.root, self.config.max_sessions)
+        self.compute = threading.Lock()
+
+    def close(self) -> None:
+        """Remove what this server wrote: its temporary folder, or its sessions' folders in a given one."""
+        if self._own_dir:
+            shutil.rmtree(self.root, ignore_errors=True)
+        else:
+            for sub in (*self.sessions.ids(), "bundled"):
+                shutil.rmtree(self.root / sub, ignore_errors=True)
+
+    # --- references -> sources ---
+
+    def photo(self, s: Session, ref: str):
+        kind, _, key = ref.partition(":")
+        if kind == "bundled":
+            return self.bundled(key)
+        if kind == "upload":
+            return self._upload(s, key)
+        raise AppError(400, f"photo {ref!r} must be 'bundled:NAME' or 'upload:ID'")
+
+    def style(self, s: Session, ref: str) -> str | Path:
+        kind, _, key = ref.partition(":")
+        if kind == "builtin":
+            names = list_styles()
+            if key not in names:
+                raise AppError(400, f"unknown style {key!r}; the styles are listed in the page ('stylemix styles')")
+            # by name, so each model resolves it to its own codes (a model with its own encoder ships its own)
+            return names[names.index(key)]
+        if kind == "upload":
+            return self._upload(s, key)
+        raise AppError(400, f"style {ref!r} must be 'builtin:NAME' or 'upload:ID'")
+
+    def bundled(self, name: str) -> Path:
+        """A scikit-image photo as a PNG in the server's folder (written on first use): loaded from a file, it
+        is resampled exactly as `stylemix stylize` resamples the saved photo, so the shown command reproduces
+        the render pixel for pixel."""
+        if name not in PHOTOS:
+            raise AppError(400, f"unknown bundled photo {name!r}; choose one of {', '.join(PHOTOS)}")
+        path = self.root / "bundled" / f"{name}.png"
+        if not path.is_file():
+            save_image(bundled_photo(name), path)  # atomic: two requests may write it at once
+        return path
+
+    def _upload(self, s: Session, key: str) -> Path:
+        path = s.uploads.get(key)
+        if path is None or not path.is_file():
+            raise AppError(404, "that uploaded image is no longer on the server (each tab keeps its last "
+                                f"{self.config.max_uploads}); upload it again")
+        return path
+
+    # --- caches ---
+
+    def codes(self, s: Session, role: str, refs: list[str]) -> list[StyleCodeLike]:
+        st = self.models[role]
+        out = []
+        for ref in refs:
+            key = (role, ref)
+            if key not in s.codes:
+                _put(s.codes, key, st.style_codes([self.style(s, ref)], self.config.style_size)[0], 4 * MAX_STYLES)
+            out.append(s.codes[key])
+        return out
+
+    def encoded(self, s: Session, role: str, ref: str, size: int) -> EncodedContent:
+        key = (role, ref, size)
+        if key not in s.content:
+            _put(s.content, key, self.models[role].encode_content(self.photo(s, ref), size), 1)  # the current photo
+        return s.content[key]
+
+    # --- the work ---
+
+    def upload(self, s: Session, data: bytes) -> dict:
+        s.folder.mkdir(parents=True, exist_ok=True)
+        uid = secrets.token_hex(8)
+        path = s.folder / f"{uid}.upload"
+        path.write_bytes(data)
+        try:
+            x = load_image(path, self.config.max_size, max_pixels=self.config.max_pixels)
+        except ValueError as e:
+            path.unlink(missing_ok=True)
+            raise AppError(400, str(e).replace(str(path), "the uploaded file")) from None
+        with s.lock:  # a photo and a style may be uploaded at once
+            for gone in _put(s.uploads, uid, path, self.config.max_uploads):
+                gone.unlink(missing_ok=True)
+        return {"id": uid, "ref": f"upload:{uid}", "width": x.shape[-1], "height": x.shape[-2]}
+
+    def preview(self, s: Session, blend: BlendIn) -> tuple[bytes | None, dict]:
+        """(PNG or None when a newer preview was asked meanwhile, headers)."""
+        s.ask(blend.seq)
+        weights = check_weights(blend)
+        with self.compute:
+            if blend.seq < s.latest_seq:
+                return None, {"X-Stale": "1"}
+            t0 = time.perf_counter()
+            refs = [st.ref for st in blend.styles]
+            role = "full" if self.models["preview"] is self.models["full"] else "preview"
+            try:
+                codes = self.codes(s, role, refs)
+            except ValueError:  # a style the fast model cannot use (e.g. another encoder): the full model can
+                role = "full"
+                codes = self.codes(s, role, refs)
+            enc = self.encoded(s, role, blend.photo, self.config.preview_size)
+            out = self.models[role].stylize_encoded(enc, codes, weights, blend.alpha, blend.preserve_color)
+            png = png_bytes(out)
+            ms = (time.perf_counter() - t0) * 1000
+        return png, {"X-Preview-Model": role, "X-Compute-Ms": f"{ms:.1f}"}
+
+    def render(self, s: Session, blend: BlendIn) -> dict:
+        weights = check_weights(blend)
+        photo = self.photo(s, blend.photo)
+        with self.compute:
+            codes = self.codes(s, "full", [st.ref for st in blend.styles])
+            img = self.models["full"].stylize(photo, codes, weights, alpha=blend.alpha, max_size=self.config.max_size,
+                                              preserve_color=blend.preserve_color, style_size=self.config.style_size)
+        command = stylize_command(blend, self.config)
+        meta = blend_metadata(blend, self.config)
+        s.folder.mkdir(parents=True, exist_ok=True)
+        rid = secrets.token_hex(8)
+        save_image(img, s.folder / f"{rid}.png", metadata={"Software": f"stylemix {_version()}",
+                                                           "stylemix:blend": json.dumps(meta),
+                                                           "stylemix:command": command})
+        with s.lock:
+            for gone in _put(s.results, rid, s.folder / f"{rid}.png", 3):
+                gone.unlink(missing_ok=True)
+        return {"url": f"/api/s/{s.id}/result/{rid}", "width": img.size[0], "height": img.size[1],
+                "command": command, "metadata": meta}
+
+    def sweep(self, s: Session, req: SweepIn) -> bytes:
+        if req.steps > self.config.max_sweep_steps:
+            raise AppError(400, f"a sweep has at most {self.config.max_sweep_steps} steps, got {req.steps}")
+        photo = self.photo(s, req.photo)
+        names = [label(req.labels, r, f"style {i + 1}") for i, r in enumerate((req.a, req.b))]
+        with self.compute:
+            codes = self.codes(s, "full", [req.a, req.b])
+            _, grid = self.models["full"].sweep(photo, codes, steps=req.steps, alpha=req.alpha,
+                                                max_size=self.config.sweep_size, preserve_color=req.preserve_color,
+                                                labels=True, names=names)
+        buf = io.BytesIO()
+        grid.save(buf, format="PNG")
+        return buf.getvalue()
+
+    def thumb(self, s: Session, ref: str) -> bytes:
+        with self.compute:
+            return png_bytes(load_image(self.photo(s, ref), 192))
+
+
+# --- pure helpers ---------------------------------------------------------------------------------------
+
+def bundled_photo(name: str) -> Image.Image:
+    """A scikit-image photo (one of `stylemix demo --photo`'s)."""
+    from skimage import data
+
+    return Image.fromarray(getattr(data, name)())
+
+
+def check_weights(blend: BlendIn) -> list[float]:
+    weights = [st.weight for st in blend.styles]
+    if sum(weights) <= 0:
+        raise AppError(400, "all style weights are zero: move at least one style's slider above 0")
+    return weights
+
+
+def png_bytes(image: torch.Tensor | Image.Image) -> bytes:
+    buf = io.BytesIO()
+    (to_pil(image) if isinstance(image, torch.Tensor) else image).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def label(labels: dict[str, str], ref: str, fallback: str) -> str:
+    """What to call a reference in the page and the command: the built-in name, the bundled photo's file, the
+    name the page gave an upload (text only: it never reaches the file system), or `fallback`."""
+    kind, _, key = ref.partition(":")
+    if kind == "builtin":
+        return key
+    if kind == "bundled":
+        return f"{key}.png"
+    name = Path(str(labels.get(ref, "")).replace("\\", "/")).name.strip()[:100]
+    return name or fallback
+
+
+def stylize_command(blend: BlendIn, config: AppConfig) -> str:
+    """The `stylemix stylize` line that renders `blend` as the page does (bundled photos are saved first)."""
+    photo = label(blend.labels, blend.photo, "PHOTO.jpg")
+    lines = []
+    kind, _, key = blend.photo.partition(":")
+    if kind == "bundled":
+        lines.append(f'python -c "from skimage import data; from PIL import Image; '
+                     f"Image.fromarray(data.{key}()).save('{key}.png')\"")
+    cmd = ["stylemix", "stylize", photo]
+    for i, st in enumerate(blend.styles):
+        cmd += ["-s", f"{label(blend.labels, st.ref, f'STYLE{i + 1}.jpg')}:{st.weight!r}"]  # repr: exact
+    if blend.alpha != 1.0:
+        cmd += ["--alpha", repr(blend.alpha)]
+    if blend.preserve_color:
+        cmd += ["--preserve-color", blend.preserve_color]
+    cmd += ["--max-size", str(config.max_size)]
+    if config.style_size != 512:
+        cmd += ["--style-size", str(config.style_size)]
+    if config.model_name:
+        cmd += ["--model", config.model_name]
+    cmd += ["-o", "stylemix-blend.png"]
+    lines.append(shlex.join(cmd))
+    return " && ".join(lines)
+
+
+def blend_metadata(blend: BlendIn, config: AppConfig) -> dict:
+    """What a render records in its PNG (key 'stylemix:blend') and the page shows."""
+    raw = [st.weight for st in blend.styles]
+    return {"content": label(blend.labels, blend.photo, "PHOTO.jpg"),
+            "styles": [label(blend.labels, st.ref, f"STYLE{i + 1}.jpg") for i, st in enumerate(blend.styles)],
+            "weights": raw, "normalized_weights": [round(w, 6) for w in validate_weights(raw, len(raw)).tolist()],
+            "alpha": blend.alpha, "preserve_color": blend.preserve_color, "max_size": config.max_size,
+            "style_size": config.style_size, "model": config.model_name or "default"}
+
+
+def _version() -> str:
+    try:
+        return version("stylemix")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _static(name: str) -> bytes:
+    return resources.files(__package__).joinpath("static", name).read_bytes()
+
+
+def _validation_message(e: RequestValidationError) -> str:
+    parts = []
+    for err in e.errors()[:3]:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg", "invalid")))
+    return "bad request: " + "; ".join(parts)
+
+
+# --- routes ---------------------------------------------------------------------------------------------
+
+def create_app(stylizer: Stylizer, preview: Stylizer | None = None, config: AppConfig | None = None) -> FastAPI:
+    """The blending page's FastAPI application.
+
+    Args:
+        stylizer: the model for full renders and sweeps (and previews unless `preview` is given).
+        preview: a faster model for previews, or None.
+        config: limits, sizes, upload folder (AppConfig()).
+
+    Returns:
+        The app; `app.state.blender` holds the state, `app.state.blender.close()` removes its files.
+    """
+    blender = Blender(stylizer, preview, config)
+    cfg = blender.config
+    app = FastAPI(title="stylemix", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.blender = blender
+
+    @app.exception_handler(AppError)
+    async def _app_error(request: Request, e: AppError):
+        return JSONResponse({"error": str(e)}, status_code=e.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(request: Request, e: RequestValidationError):
+        return JSONResponse({"error": _validation_message(e)}, status_code=400)
+
+    @app.exception_handler(ValueError)  # from the API: bad weights, a style this model cannot use, ...
+    async def _value_error(request: Request, e: ValueError):
+        return JSONResponse({"error": str(e).replace(str(blender.root), "<uploads>")}, status_code=400)
+
+    @app.exception_handler(FileNotFoundError)  # an upload dropped while a request was using it
+    async def _gone(request: Request, e: FileNotFoundError):
+        return JSONResponse({"error": "an image of this page is no longer on the server; upload it again"},
+                            status_code=404)
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.get("/")
+    def index() -> Response:
+        return Response(_static("index.html"), media_type="text/html; charset=utf-8")
+
+    @app.get("/static/{name}")
+    def static(name: str) -> Response:
+        if name not in STATIC:  # an allow-list: no request path reaches the file system
+            raise AppError(404, f"no such file: {name}")
+        return Response(_static(name), media_type=STATIC[name])
+
+    @app.post("/api/session")
+    def new_session() -> dict:
+        return {"session": blender.sessions.new().id}
+
+    @app.get("/api/options")
+    def options() -> dict:
+        defaults = [parse_style_spec(spec) for spec in DEFAULT_STYLES]
+        names = list_styles()
+        return {"photos": list(PHOTOS), "styles": names,
+                "defaults": {"photo": f"bundled:{PHOTOS[0]}",
+                             "styles": [{"ref": f"builtin:{n}", "weight": w} for n, w in defaults if n in names]},
+                "limits": {"max_styles": MAX_STYLES, "max_upload_bytes": cfg.max_upload_bytes,
+                           "max_sweep_steps": cfg.max_sweep_steps, "preview_size": cfg.preview_size,
+                           "max_size": cfg.max_size}}
+
+    @app.post("/api/s/{sid}/upload")
+    async def upload(sid: str, request: Request) -> dict:
+        s = blender.sessions.get(sid)
+        limit = cfg.max_upload_bytes
+        chunks, size = [], 0
+        async for chunk in request.stream():  # streamed: never more than the limit is kept
+            size += len(chunk)
+            if size <= limit:
+                chunks.append(chunk)
+            elif size > 8 * limit:  # stop reading (the connection is dropped)
+                break
+        if size > limit:  # the rest was read and dropped, so the page receives this answer
+            raise AppError(413, _too_large(size, limit, at_least=size > 8 * limit))
+        if not size:
+            raise AppError(400, "the upload is empty; choose an image file")
+        return await run_in_threadpool(blender.upload, s, b"".join(chunks))
+
+    @app.get("/api/s/{sid}/thumb")
+    def thumb(sid: str, ref: str) -> Response:
+        return Response(blender.thumb(blender.sessions.get(sid), ref), media_type="image/png")
+
+    @app.post("/api/s/{sid}/preview")
+    def preview(sid: str, blend: BlendIn) -> Response:
+        png, headers = blender.preview(blender.sessions.get(sid), blend)
+        if png is None:
+            return Response(status_code=204, headers=headers)
+        return Response(png, media_type="image/png", headers=headers)
+
+    @app.post("/api/s/{sid}/render")
+    def render(sid: str, blend: BlendIn) -> dict:
+        return blender.render(blender.sessions.get(sid), blend)
+
+    @app.get("/api/s/{sid}/result/{rid}")
+    def result(sid: str, rid: str) -> FileResponse:
+        path = blender.sessions.get(sid).results.get(rid)
+        if path is None or not path.is_file():
+            raise AppError(404, "that render is no longer on the server; render again")
+        return FileResponse(path, media_type="image/png", filename="stylemix-blend.png")
+
+    @app.post("/api/s/{sid}/sweep")
+    def sweep(sid: str, req: SweepIn) -> Response:
+        return Response(blender.sweep(blender.sessions.get(sid), req), media_type="image/png")
+
+    return app
+
+
+def _too_large(size: int, limit: int, at_least: bool = False) -> str:
+    return (f"the file is {'over ' if at_least else ''}{_bytes(size)}; uploads are limited to {_bytes(limit)} "
+            f"(start the server with 'stylemix app --max-upload-mb N' to change it)")
+
+
+def _bytes(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 2**10:.0f} KB"
+
+
+def listen(app: FastAPI, host: str = "127.0.0.1", port: int = 8765):
+    """A uvicorn server for `app` and the socket it will serve on, already bound (port 0: any free port).
+
+    Returns:
+        (server, socket, url): run it with `server.run(sockets=[socket])`, stop it with `server.should_exit = True`.
+
+    Raises:
+        ValueError when the address cannot be used (port taken, unknown host).
+    """
+    import uvicorn
+
+    try:
+        family, _, _, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+    except OSError as e:
+        raise ValueError(f"cannot listen on {host}:{port} ({e.strerror or e}); choose another --port or --host") from None
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else (f"[{host}]" if ":" in host else host)
+    url = f"http://{shown}:{sock.getsockname()[1]}/"
+    return uvicorn.Server(uvicorn.Config(app, log_level="warning")), sock, url
+
+
+def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = True,
+          log: Callable[[str], None] | None = None) -> None:
+    """Serve `app` until Ctrl+C, then remove its files.
+
+    Args:
+        host, port: where to listen (port 0: any free port); the address is printed once the server is up.
+        open_browser: open the page in the default browser once the server is up.
+
+    Raises:
+        ValueError when the address cannot be used (port taken, unknown host).
+    """
+    server, sock, url = listen(app, host, port)
+
+    def announce():
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.started:
+            (log or _print)(f"stylemix app: serving on {url}  (Ctrl+C to stop)")
+            if open_browser:
+                webbrowser.open(url)
+
+    threading.Thread(target=announce, daemon=True).start()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        app.state.blender.close()
+
+
+def _print(message: str) -> None:
+    print(message, flush=True)
