@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..cli import UsageError
+from . import add_model_options
 
 
 def add_parser(sub) -> None:
@@ -37,11 +38,7 @@ def add_parser(sub) -> None:
                    help="keep the content's colours in every cell, as in 'stylemix stylize' (default: off)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="cells decoded together (default: 1 on CPU, where batching is slower; 8 on a GPU)")
-    p.add_argument("--model", default=None, metavar="DIR_OR_NAME", help="weights dir or name (default: adain-vgg16-v2)")
-    p.add_argument("--encoder", default=None, help="encoder preset or dir overriding the model's (default: the model's)")
-    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    p.add_argument("--dtype", choices=("auto", "fp32", "bf16"), default="auto",
-                   help="compute precision; auto = bf16 where the CPU/GPU has it natively, else fp32 (default: auto)")
+    add_model_options(p)
     p.set_defaults(func=run)
 
 

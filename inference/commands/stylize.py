@@ -14,6 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..cli import UsageError
+from . import add_model_options
 
 
 def add_parser(sub) -> None:
@@ -39,12 +40,7 @@ def add_parser(sub) -> None:
                    help="stroke size: the model paints at a long side of 512/S px and larger images are lifted to "
                         "full size guided by the photo; 2 = twice as large strokes, 0.5 = half, 0 = paint at full "
                         "resolution (default: 1, or 0 with --tile)")
-    p.add_argument("--model", default=None, metavar="DIR_OR_NAME",
-                   help="weights dir or name under weights/ (default: adain-vgg16-v2)")
-    p.add_argument("--encoder", default=None, help="encoder preset or dir overriding the model's (default: the model's)")
-    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    p.add_argument("--dtype", choices=("auto", "fp32", "bf16"), default="auto",
-                   help="compute precision; auto = bf16 where the CPU/GPU has it natively, else fp32 (default: auto)")
+    add_model_options(p)
     p.add_argument("--preserve-color", choices=("luminance", "match", "histogram"), default=None,
                    help="keep the content's colours: 'luminance' (transfer luminance only), 'match' (the "
                         "content's colour mean and covariance) or 'histogram' (the content's per-channel "
