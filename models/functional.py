@@ -37,6 +37,8 @@ def mean_std(feat: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torch.
     flat = rearrange(feat.float(), "b c h w -> b c (h w)").contiguous()  # channels_last: one copy, not strided math
     mean = flat.mean(-1)
     step = max(1, CHUNK // max(1, flat.shape[0] * flat.shape[-1]))  # channels per chunk
+    if torch.compiler.is_exporting():  # a graph (torch.export, ONNX) takes every channel in one chunk: its h and w
+        step = flat.shape[1]  # are symbolic, so a chunk count from them would be fixed at the example input's size
     parts = []
     for i in range(0, flat.shape[1], step):
         d = flat[:, i:i + step] - mean[:, i:i + step, None]
@@ -201,7 +203,7 @@ def mix(
     means: torch.Tensor,
     stds: torch.Tensor,
     weights: torch.Tensor,
-    alpha: float = 1.0,
+    alpha: float | torch.Tensor = 1.0,
     content_stats: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """The mixing layer: AdaIN of `content` towards the weighted blend of K styles, then alpha.
@@ -210,20 +212,23 @@ def mix(
         content: (b, c, h, w) content features.
         means, stds: (k, c) or (k, b, c) style statistics.
         weights: (k,) normalised weights or (k, b, 1, h, w) spatial weights (see blend_stats).
-        alpha: 0 returns the content features, 1 the fully stylised ones.
+        alpha: 0 returns the content features, 1 the fully stylised ones. A 0-d tensor is a graph input (ONNX
+            export): it is neither range-checked nor compared with 1 here, as either would be a branch on data
+            that a traced graph fixes at its example value; callers check it.
         content_stats: (mean, std), each (b, c), to normalise with instead of content's own statistics
             (whole-image statistics when `content` is one tile of a larger image).
 
     Returns:
         (b, c, h, w) float32 target features.
     """
-    if not 0.0 <= alpha <= 1.0:
+    traced = isinstance(alpha, torch.Tensor)
+    if not traced and not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     mean, std = blend_stats(means, stds, weights)
     if mean.dim() == 1:
         mean, std = mean.expand(content.shape[0], -1), std.expand(content.shape[0], -1)
     target = adain(content, mean, std) if content_stats is None else adain_with_stats(content, *content_stats, mean, std)
-    return target if alpha == 1.0 else alpha * target + (1.0 - alpha) * content.float()
+    return target if not traced and alpha == 1.0 else alpha * target + (1.0 - alpha) * content.float()
 
 
 def gram(feat: torch.Tensor) -> torch.Tensor:

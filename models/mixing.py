@@ -112,7 +112,14 @@ class StatisticsMixing:
             content_stats: {tap: (mean, std)} to normalise with instead of the features' own statistics
                 (whole-image statistics for a tile; see inference/tiling.py).
         """
-        means, stds = stack_codes(codes)
+        return self.mix_stats(feats, *stack_codes(codes), weights, alpha, content_stats)
+
+    def mix_stats(self, feats: dict[str, torch.Tensor], means: dict[str, torch.Tensor], stds: dict[str, torch.Tensor],
+                  weights: torch.Tensor, alpha: float | torch.Tensor = 1.0,
+                  content_stats: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> dict[str, torch.Tensor]:
+        """`mix` with the K codes already stacked ({tap: (k, c)} means and stds, as `stack_codes` returns): what a
+        traced graph with K as an input dimension calls (inference/onnx_export.py), where a list of K codes
+        cannot exist. A 0-d tensor `alpha` is not range-checked (see `functional.mix`)."""
         out = {}
         for tap in self.mix_taps:
             w = weights if weights.dim() == 1 else Fn.resize_weights(weights, feats[tap].shape[-2:])

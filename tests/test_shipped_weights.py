@@ -38,7 +38,9 @@ def random_cached_encoder(stylemix_cache: Path) -> None:
 @pytest.mark.parametrize("name", SHIPPED)
 def test_a_shipped_model_loads_strictly_and_runs(name, random_cached_encoder):
     model, meta = load_model(name, log=lambda *_: None)
-    assert meta["encoder"] == "vgg16-hed"
+    own = (shipped_weights() / name / "encoder.safetensors").is_file()  # a distilled model brings its own encoder
+    assert meta["encoder"] == (load_json(shipped_weights() / name / "config.json")["config"]["encoder_id"] if own
+                               else "vgg16-hed")
     content, style = torch.rand(1, 3, 40, 48), torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         out = model(content, model.style_code(style))
@@ -52,3 +54,17 @@ def test_a_shipped_decoder_hashes_to_the_model_card(name):
     rows = [line for line in card.splitlines() if f"`weights/{name}/`" in line]
     assert rows, f"weights/README.md has no table row for weights/{name}/"
     assert re.findall(r"`([0-9a-f]{64})`", rows[0]) == [digest]
+
+
+@pytest.mark.parametrize("name", [n for n in SHIPPED if (shipped_weights() / n / "styles.safetensors").is_file()])
+def test_a_shipped_models_own_style_codes_fit_it_and_cover_the_bank(name, random_cached_encoder):
+    """A model with its own encoder ships its codes for every built-in style name; they fit the model and
+    tell the styles apart (two different paintings do not share statistics)."""
+    from stylemix.models.io import load_codes
+    model, _ = load_model(name, log=lambda *_: None)
+    codes = load_codes(shipped_weights() / name / "styles.safetensors")
+    bank = [e["name"] for e in load_json(shipped_weights() / "styles" / "index.json")["styles"]]
+    assert sorted(codes) == sorted(bank)
+    model.check_codes(list(codes.values()))
+    a, b = codes[bank[0]], codes[bank[1]]
+    assert not torch.allclose(a.mean[model.mix_taps[0]], b.mean[model.mix_taps[0]])

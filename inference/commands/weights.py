@@ -6,6 +6,7 @@
     stylemix weights convert stytr2 --vgg vgg_normalised.pth --decoder decoder_iter_160000.pth \
         --transformer transformer_iter_160000.pth --embedding embedding_iter_160000.pth -o weights/stytr2
     stylemix weights info DIR
+    stylemix weights export-onnx weights/adain-fast -o fast.onnx
 """
 from __future__ import annotations
 
@@ -53,6 +54,33 @@ def add_parser(sub) -> None:
     i.add_argument("dir", metavar="DIR", help="encoder or model dir (or a name under weights/)")
     i.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     i.set_defaults(func=_info)
+
+    e = ws.add_parser("export-onnx", help="export a model of the AdaIN family (e.g. adain-fast) as one ONNX graph",
+                      description=EXPORT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    e.add_argument("dir", metavar="MODEL_DIR", help="model dir (or a name under weights/, e.g. adain-fast)")
+    e.add_argument("-o", "--output", required=True, metavar="OUT.onnx",
+                   help="file to write (one file, weights inside; replaced atomically)")
+    e.set_defaults(func=_export_onnx)
+
+
+EXPORT_HELP = """\
+Export MODEL_DIR's stylisation of one image as an ONNX graph, to run where PyTorch is not installed
+(onnxruntime and numpy suffice). Inside is what `stylemix stylize --style-scale 0` does for one image (the
+same as the default up to 512 px): frame, pad, encode, blend the styles' statistics, decode, crop.
+Needs: pip install 'stylemix[onnx]'.
+
+inputs:   content                float32 (1, 3, H, W), RGB in [0, 1]; H, W >= 33
+          mean_<tap>, std_<tap>  float32 (K, C), the style codes of K styles, one row per style
+          weights                float32 (K,), non-negative, summing to 1
+          alpha                  float32 scalar in [0, 1]
+output:   image                  float32 (1, 3, H, W) in [0, 1]
+
+Style codes: MODEL_DIR/styles.safetensors holds the model's codes for the built-in style names, as tensors
+<name>.mean.<tap> and <name>.std.<tap> (read them with safetensors.numpy.load_file). Codes of new images:
+Stylizer.from_pretrained(MODEL_DIR).encode_style("image.jpg"), saved with stylemix.inference.styles.save_style
+(tensors mean.<tap>, std.<tap>). `stylemix styles add` computes vgg16-hed codes, which fit only models on that
+encoder. A runnable example: the docstring of inference/onnx_export.py.
+"""
 
 
 def _help(parser: argparse.ArgumentParser) -> int:
@@ -163,4 +191,23 @@ def _info(args) -> int:
     problems = [f["problem"] for f in info["files"].values() if f["problem"]]
     if problems:
         raise WeightsError(problems[0] + (f" (and {len(problems) - 1} more file(s))" if len(problems) > 1 else ""))
+    return 0
+
+
+def _export_onnx(args) -> int:
+    from ...models.pretrained import load_model
+    from ..onnx_export import export_onnx, require_onnx
+
+    out = Path(args.output)
+    if out.suffix.lower() != ".onnx":
+        raise UsageError(f"-o {out}: the output must be a .onnx file")
+    if out.is_dir():
+        raise UsageError(f"-o {out} is a folder; give the .onnx file to write")
+    try:
+        require_onnx()  # before the model loads
+    except ImportError as e:
+        raise UsageError(str(e)) from None
+    model, meta = load_model(args.dir, log=lambda m: print(m, file=sys.stderr))
+    export_onnx(model, out)
+    print(f"wrote {out} ({meta['model']}, codes of encoder {model.encoder_name!r}); run it with onnxruntime")
     return 0
