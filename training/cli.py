@@ -28,7 +28,7 @@ from .adain_task import AdaINLossConfig, AdaINTask, DataConfig
 from .checkpoint import checkpoint_config, load_tensors, read_metadata
 from .recipe import Recipe
 from .recipe import build_config as recipe_config
-from .runlog import cumulative, init_totals, read_jsonl, record_init, training_hours
+from .runlog import record_init, resolve_init, run_totals
 from .fast_task import RECIPE as FAST_RECIPE
 from .stytr2_task import RECIPE as STYTR2_RECIPE
 from .trainer import RESUME_FREE, LoopConfig, ResumeMismatch, Trainer, resolve_device
@@ -56,7 +56,7 @@ def build_config(config_file: str | None, overrides: list[str]) -> TrainConfig:
 def build_model(cfg: TrainConfig, log=print):
     model = pretrained.create_with_encoder("adain", cfg.model, cfg.encoder, log)
     if cfg.init:
-        init_dir = pretrained.resolve_model_dir(cfg.init)
+        init_dir = resolve_init(cfg.init)
         load_into(pretrained.decoder_part(model), init_dir / DECODER_FILE)
         log(f"decoder initialised from {init_dir} ({init_meta(cfg).get('steps', '?')} steps)")
     return model
@@ -64,7 +64,7 @@ def build_model(cfg: TrainConfig, log=print):
 
 def init_meta(cfg) -> dict:
     """config.json of the run's init weights dir ({} when the run starts from scratch)."""
-    return load_json(pretrained.resolve_model_dir(cfg.init) / CONFIG_FILE) if cfg.init else {}
+    return load_json(resolve_init(cfg.init) / CONFIG_FILE) if cfg.init else {}
 
 
 def export(cfg: TrainConfig, run_dir: Path, out_dir: Path, dtype: torch.dtype = torch.float16) -> Path:
@@ -74,20 +74,8 @@ def export(cfg: TrainConfig, run_dir: Path, out_dir: Path, dtype: torch.dtype = 
              if k.startswith("model.")}
     model.load_state_dict(state)
     step = int(read_metadata(run_dir / "checkpoint.safetensors")["step"])
-    meta = {**run_totals(cfg, run_dir, step), "encoder_id": cfg.encoder, "trained_with": json.dumps(to_dict(cfg))}
+    meta = {**run_totals(run_dir, step, resolve_init(cfg.init)), "encoder_id": cfg.encoder, "trained_with": json.dumps(to_dict(cfg))}
     return save_model_dir(model, "adain", cfg.model, out_dir, cfg.encoder, meta, dtype=dtype)
-
-
-def run_totals(cfg, run_dir: Path, step: int) -> dict[str, str]:
-    """Cumulative {'steps', 'hours'} of a run at `step`, including its init weights' own totals."""
-    log_file = run_dir / "log.jsonl"
-    hours = training_hours(read_jsonl(log_file), step) if log_file.is_file() else None
-    return cumulative(init_totals(run_dir, init_weights_dir(cfg)), step, hours)
-
-
-def init_weights_dir(cfg) -> Path | None:
-    """The weights dir a run's `init` names (None: from scratch, or a recipe without `init`)."""
-    return pretrained.resolve_model_dir(cfg.init) if getattr(cfg, "init", "") else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,7 +150,7 @@ def drive(args: argparse.Namespace, recipe: Recipe) -> int:
         torch.manual_seed(cfg.data.seed)
         device = resolve_device(args.device)
         if args.no_resume or not (run / "checkpoint.safetensors").is_file():  # a fresh start
-            record_init(run, init_weights_dir(cfg))
+            record_init(run, resolve_init(getattr(cfg, "init", "")))
         task = recipe.make_task(cfg, recipe.build_model(cfg), device, run)
         trainer = Trainer(task, cfg.loop, run, to_dict(cfg), device=device,
                           resume_ignore=(*RESUME_FREE, *args.allow_change),

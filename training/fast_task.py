@@ -46,7 +46,7 @@ from .data import ImageFolder
 from .distill import Sample, TeacherCache, TeacherConfig, frame, unframe
 from .recipe import Recipe
 from .recipe import build_config as recipe_config
-from .runlog import cumulative, init_totals, read_jsonl, training_hours
+from .runlog import resolve_init, run_totals
 from .trainer import LoopConfig
 
 log = logging.getLogger("stylemix.train")
@@ -181,7 +181,7 @@ def build_model(cfg: FastTrainConfig, log=log.info) -> FastModel:
     """A fresh student (seeded by the caller), or the weights of `cfg.init` (a fast model's weights dir)."""
     model = FastModel(cfg.model)
     if cfg.init:
-        init_dir = pretrained.resolve_model_dir(cfg.init)
+        init_dir = resolve_init(cfg.init)
         load_into(model.encoder, init_dir / ENCODER_FILE)
         load_into(pretrained.decoder_part(model), init_dir / DECODER_FILE)
         log(f"student initialised from {init_dir} ({load_json(init_dir / 'config.json').get('steps', '?')} steps)")
@@ -242,11 +242,8 @@ def export(cfg: FastTrainConfig, run_dir: Path, out_dir: Path, dtype: torch.dtyp
     config = dataclasses.replace(cfg.model, encoder_id=f"{MODEL}-{encoder_fingerprint(model.encoder)[:12]}")
     model.config = config
     step = int(read_metadata(ckpt)["step"])
-    log_file = run_dir / "log.jsonl"
-    hours = training_hours(read_jsonl(log_file), step) if log_file.is_file() else None
-    init_meta = init_totals(run_dir, pretrained.resolve_model_dir(cfg.init) if cfg.init else None)
     cache = TeacherCache(run_dir / "teacher", cfg.data, cfg.teacher)
-    meta = {**cumulative(init_meta, step, hours), "encoder_id": config.encoder_id,
+    meta = {**run_totals(run_dir, step, resolve_init(cfg.init)), "encoder_id": config.encoder_id,
             "teacher": json.dumps(cache.teacher), "trained_with": json.dumps(to_dict(cfg))}
     save_model_dir(model, MODEL, config, out_dir, config.encoder_id, meta, dtype=dtype, with_encoder=True)
     codes, bank_meta = bank_codes(model, cfg.bank_data)

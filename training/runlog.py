@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..models import pretrained
 from ..models.io import CONFIG_FILE, atomic_write, load_json
 
 MAX_GAP_S = 600.0  # a pause longer than this between two log records is not training time
@@ -59,6 +60,18 @@ def cumulative(init_meta: dict, steps: int, hours: float | None) -> dict[str, st
     prev_steps = int(init_meta.get("steps", 0) or 0)
     prev_hours = float(init_meta.get("hours", 0) or 0)
     return {"steps": str(prev_steps + steps), "hours": f"{prev_hours + (hours or 0.0):.3f}"}
+
+
+def run_totals(run_dir: str | Path, step: int, init_dir: str | Path | None) -> dict[str, str]:
+    """Cumulative {'steps', 'hours'} of the run in `run_dir` at `step`, its init weights' own totals included."""
+    log_file = Path(run_dir) / "log.jsonl"
+    hours = training_hours(read_jsonl(log_file), step) if log_file.is_file() else None
+    return cumulative(init_totals(run_dir, init_dir), step, hours)
+
+
+def resolve_init(init: str) -> Path | None:
+    """The weights dir a run's `init` names (a path or a shipped name); None for a run from scratch."""
+    return pretrained.resolve_model_dir(init) if init else None
 
 
 def record_init(run_dir: str | Path, init_dir: str | Path | None) -> dict:
