@@ -2,11 +2,11 @@
 
     image (b, 3, h, w)
       -> FastEncoder   one 3x3 conv per resolution, stride 2 from the second on: taps s1 (1/1), s2 (1/2), s4, s8,
-                       then residual blocks at the deepest tap
+                       each optionally followed by residual blocks (`level_blocks`; `blocks` at the deepest tap)
       -> mixing        AdaIN towards the weighted blend of K StyleCodes at s8 and at every skip
                        (mixing.StatisticsMixing, the code the default model runs)
       -> FastDecoder   residual blocks at s8; per level up: narrowing conv, bilinear x2, the mixed skip
-                       concatenated, a fusing conv; a last conv to RGB
+                       concatenated, a fusing conv, that level's residual blocks; a last conv to RGB
 
 Taps are named by their stride (s1 = full resolution, s8 = 1/8), as VGG's relu{b}_1 are by block. Bilinear
 upsampling, because nearest left an 8 px block grid in the default (models/decoder.py). Zero padding by
@@ -49,6 +49,8 @@ class FastConfig:
 
     widths: tuple[int, ...] = (8, 16, 48, 96)  # channels of taps s1, s2, s4, s8 (tap s{2**i} has widths[i])
     blocks: int = 1  # residual blocks at the deepest tap, in the encoder and again in the decoder
+    level_blocks: tuple[int, ...] = ()  # residual blocks at each shallower tap (s1, s2, s4; () = none), in the
+    # encoder after the tap's conv and in the decoder after the level's fusing conv
     skips: tuple[str, ...] = ("s4", "s2", "s1")  # shallower taps mixed and concatenated on the way up
     padding: str = "zeros"  # conv padding: 'zeros' or 'reflect' (~25 % slower, see the module docstring)
     encoder_id: str = "adain-fast"  # id of the encoder's weights, recorded in style codes (export adds a hash)
@@ -57,10 +59,17 @@ class FastConfig:
         check_value("widths", list(self.widths), len(self.widths) >= 2 and all(w >= 1 for w in self.widths),
                     "at least two positive channel counts, full resolution first")
         check_value("blocks", self.blocks, self.blocks >= 0, "an integer >= 0")
+        check_value("level_blocks", list(self.level_blocks),
+                    len(self.level_blocks) in (0, len(self.widths) - 1) and min(self.level_blocks, default=0) >= 0,
+                    f"() or {len(self.widths) - 1} integers >= 0 (one per tap shallower than the deepest)")
         check_value("padding", self.padding, self.padding in PADDINGS, " or ".join(map(repr, PADDINGS)))
         deepest, known = tap_names(len(self.widths))[-1], tap_names(len(self.widths))
         bad = [s for s in self.skips if s not in known or s == deepest]
         check_value("skips", list(self.skips), not bad, f"taps among {list(known[:-1])} (shallower than {deepest})")
+
+    def blocks_per_tap(self) -> tuple[int, ...]:
+        """Residual blocks per tap, shallowest first (the deepest tap's are `blocks`)."""
+        return (*(self.level_blocks or (0,) * (len(self.widths) - 1)), self.blocks)
 
 
 def tap_names(levels: int) -> tuple[str, ...]:
@@ -73,11 +82,14 @@ def conv3x3(c_in: int, c_out: int, padding: str, stride: int = 1) -> nn.Conv2d:
 
 
 class ResBlock(nn.Module):
-    """x + conv(relu(conv(x))), at constant width."""
+    """x + conv(relu(conv(x))), at constant width. The second conv starts at zero, so a fresh block is the
+    identity: blocks can be added to trained weights without changing what they compute (`deepen`)."""
 
     def __init__(self, channels: int, padding: str):
         super().__init__()
         self.conv1, self.conv2 = conv3x3(channels, channels, padding), conv3x3(channels, channels, padding)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv2(F.relu(self.conv1(x)))
@@ -92,14 +104,23 @@ class FastEncoder(nn.Module):
         self.taps = tap_names(len(w))
         self.downs = nn.ModuleList([conv3x3(3, w[0], p), *(conv3x3(w[i - 1], w[i], p, 2) for i in range(1, len(w)))])
         self.blocks = nn.Sequential(*(ResBlock(w[-1], p) for _ in range(config.blocks)))
+        self.level_blocks = _level_blocks(config)
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         x, out = image - 0.5, {}
-        for tap, conv in zip(self.taps, self.downs):
+        for i, (tap, conv) in enumerate(zip(self.taps, self.downs)):
             x = F.relu(conv(x))
+            if i < len(self.level_blocks):
+                x = self.level_blocks[i](x)
             out[tap] = x
         out[self.taps[-1]] = self.blocks(x)
         return out
+
+
+def _level_blocks(config: FastConfig) -> nn.ModuleList:
+    """config.level_blocks as modules: one Sequential of residual blocks per shallower tap (empty list if none)."""
+    return nn.ModuleList(nn.Sequential(*(ResBlock(c, config.padding) for _ in range(n)))
+                         for c, n in zip(config.widths, config.level_blocks))
 
 
 class FastDecoder(nn.Module):
@@ -114,6 +135,7 @@ class FastDecoder(nn.Module):
         self.narrow = nn.ModuleList(conv3x3(w[i + 1], w[i], p) for i in range(len(w) - 1))
         self.fuse = nn.ModuleList(conv3x3(w[i] * (2 if self.taps[i] in self.skips else 1), w[i], p)
                                   for i in range(len(w) - 1))
+        self.level_blocks = _level_blocks(config)
         self.to_rgb = conv3x3(w[0], 3, p)
 
     def forward(self, targets: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -123,6 +145,8 @@ class FastDecoder(nn.Module):
             if self.taps[i] in self.skips:
                 x = torch.cat([x, targets[self.taps[i]].to(x.dtype)], dim=1)
             x = F.relu(self.fuse[i](x))
+            if i < len(self.level_blocks):
+                x = self.level_blocks[i](x)
         return self.to_rgb(x) + 0.5  # mirrors the encoder's `image - 0.5`: a fresh decoder starts at mid-grey
 
 
@@ -181,3 +205,25 @@ class FastModel(StatisticsMixing, nn.Module):
         dtype = self.decoder.to_rgb.weight.dtype
         cl = torch.channels_last
         return self.decoder({t: targets[t].to(dtype).contiguous(memory_format=cl) for t in self.mix_taps}).contiguous()
+
+
+def deepen(model: FastModel, config: FastConfig) -> FastModel:
+    """A model of `config` that computes exactly what `model` does: `model`'s weights, and identity residual blocks
+    (see ResBlock) where `config` has more of them, on `model`'s device and dtype. Widths, skips and padding must
+    match; blocks may only be added.
+
+    Training grows a trained student this way (training/fast_task.py, `init`), so its hours carry over.
+    """
+    old, new = model.config, config
+    same = (list(old.widths), list(old.skips), old.padding) == (list(new.widths), list(new.skips), new.padding)
+    if not same or any(a > b for a, b in zip(old.blocks_per_tap(), new.blocks_per_tap())):
+        raise ValueError(f"cannot grow a fast model with widths {list(old.widths)}, skips {list(old.skips)}, padding "
+                         f"{old.padding!r} and blocks per tap {list(old.blocks_per_tap())} into widths {list(new.widths)}, "
+                         f"skips {list(new.skips)}, padding {new.padding!r} and blocks per tap {list(new.blocks_per_tap())}: "
+                         "only residual blocks may be added")
+    like = next(model.parameters())
+    grown = FastModel(config).to(like.device, like.dtype)
+    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    if unexpected or not all(".blocks." in k or "level_blocks." in k for k in missing):
+        raise RuntimeError(f"deepen: unexpected state keys {unexpected[:3]}, missing {missing[:3]}")  # a bug here
+    return grown

@@ -25,13 +25,13 @@ from stylemix.inference import Stylizer
 from stylemix.models import functional as Fn
 from stylemix.models import pretrained
 from stylemix.models.contract import Capabilities, StatisticsModel
-from stylemix.models.fast import FastConfig, FastModel
+from stylemix.models.fast import FastConfig, FastModel, deepen
 from stylemix.models.io import (ConfigError, WeightsError, load_codes, save_codes, save_model_dir, save_tensors)
 from stylemix.models.mixing import StyleCode
 from stylemix.models.registry import create_model, model_capabilities
 from stylemix.training.adain_task import DataConfig
 from stylemix.training.distill import TeacherCache, TeacherConfig, frame, unframe
-from stylemix.training.fast_task import FastLossConfig, FastTask, bank_codes
+from stylemix.training.fast_task import FastLossConfig, FastTask, FastTrainConfig, bank_codes, build_model
 
 
 def _image(seed: int, h: int, w: int) -> torch.Tensor:
@@ -118,6 +118,31 @@ def test_config_values_are_checked():
         FastConfig(skips=("s8",))
     with pytest.raises(ConfigError, match="padding must be 'zeros' or 'reflect'"):
         FastConfig(padding="circular")
+    with pytest.raises(ConfigError, match=r"level_blocks must be \(\) or 3 integers >= 0"):
+        FastConfig(level_blocks=(1, 1))
+
+
+def test_deepening_adds_identity_blocks_that_then_learn(fast):
+    """A grown model computes bit for bit what the trained one did, and its new blocks get gradients."""
+    config = dataclasses.replace(fast.config, blocks=2, level_blocks=(0, 1, 1))
+    grown = deepen(fast, config).eval()
+    assert sum(p.numel() for p in grown.parameters()) > sum(p.numel() for p in fast.parameters())
+    assert len(grown.encoder.level_blocks[2]) == len(grown.decoder.level_blocks[1]) == 1
+    x = _image(3, 48, 64)
+    code = _codes(fast, 1)
+    with torch.no_grad():
+        a, b = fast.encode(x), grown.encode(x)
+        assert all(torch.equal(a[t], b[t]) for t in a)
+        assert torch.equal(fast.decode(fast.mix(a, code, torch.ones(1), 0.7)),
+                           grown.decode(grown.mix(b, code, torch.ones(1), 0.7)))
+    out = grown.decode(grown.encode(x))
+    out.mean().backward()
+    new = grown.decoder.level_blocks[1][0].conv2.weight.grad
+    assert new is not None and float(new.abs().sum()) > 0
+    with pytest.raises(ValueError, match=r"only residual blocks may be added"):
+        deepen(fast, dataclasses.replace(fast.config, widths=(8, 16, 48, 128)))
+    with pytest.raises(ValueError, match=r"blocks per tap \[0, 1, 1, 2\] into .* \[0, 0, 0, 2\]"):
+        deepen(grown, FastConfig(blocks=2))
 
 
 # --- mixing, exactly as the default model -----------------------------------------------------------------
@@ -203,6 +228,9 @@ def fast_dir(tmp_path, fast) -> Path:
 
 
 def test_a_weights_dir_round_trips_bit_exactly_with_its_own_codes(fast_dir):
+    meta = json.loads((fast_dir / "config.json").read_text())
+    del meta["config"]["level_blocks"]  # as in weights dirs written before the field existed
+    (fast_dir / "config.json").write_text(json.dumps(meta))
     s = Stylizer.from_pretrained(fast_dir, dtype="fp32")
     assert isinstance(s.model, FastModel) and s.model.encoder_name == "adain-fast-test"
     model = _calibrated(dataclasses.replace(FastConfig(), encoder_id="adain-fast-test"))
@@ -319,6 +347,37 @@ def test_the_student_trains_through_the_mixing_it_runs_at_inference(tmp_path, ti
     assert float(task.loss(0)[0].detach()) < 0.7 * float(first.detach())
 
 
+def test_the_style_term_pulls_alpha_one_samples_towards_their_styles_blend(tmp_path, tiny_model_dir):
+    from stylemix.models.vgg import EncoderConfig, VGGEncoder
+    from stylemix.training.losses import mean_std_loss
+
+    cache = TeacherCache(tmp_path / "t", _folders(tmp_path), _teacher_config(tiny_model_dir, samples=16, alpha_one=0.5))
+    cache.build()
+    torch.manual_seed(0)
+    vgg = VGGEncoder(EncoderConfig(), ("relu1_1", "relu2_1")).eval()  # random weights
+    task = FastTask(_calibrated(FastConfig(widths=(8, 16, 24, 32))), cache, cache.data,
+                    FastLossConfig(pixel_weight=0, feature_weight=0, stats_weight=0, style_weight=2.0), vgg)
+    step = next(t for t in range(200) if len({s.alpha == 1.0 for s in task.batch(t)}) == 2
+                and any(len(s.weights) == 2 for s in task.batch(t) if s.alpha == 1.0))
+    loss, logs = task.loss(step)
+    batch, want = task.batch(step), 0.0
+    full = [i for i, s in enumerate(batch) if s.alpha == 1.0]
+    with torch.no_grad():
+        out = vgg(task.student(batch)[full])
+        for tap in ("relu1_1", "relu2_1"):  # each style on its own through VGG, then the weighted blend
+            stats = [[Fn.mean_std(vgg(st[None])[tap]) for st in batch[i].styles] for i in full]
+            weights = [batch[i].weights for i in full]
+            mean = torch.stack([sum(w * m[0] for w, (m, _) in zip(ws, ms)) for ws, ms in zip(weights, stats)])
+            std = torch.stack([sum(w * s[0] for w, (_, s) in zip(ws, ms)) for ws, ms in zip(weights, stats)])
+            want = want + mean_std_loss(out[tap], mean, std, relative=True)
+    assert logs["style"] == pytest.approx(float(want), rel=1e-4)
+    assert float(loss.detach()) == pytest.approx(2 * float(want), rel=1e-4)
+    index = task.indices(step)[full[0]]
+    assert task.style_stats(index) is task.style_stats(index)  # computed once per sample
+    no_full = next(t for t in range(200) if all(s.alpha < 1 for s in task.batch(t)))
+    assert task.loss(no_full)[1]["style"] == 0.0  # logged on every step, so data-parallel ranks agree on the keys
+
+
 def test_the_feature_losses_see_the_same_window_of_output_and_teacher(tmp_path, tiny_model_dir):
     cache = TeacherCache(tmp_path / "t", _folders(tmp_path), _teacher_config(tiny_model_dir, samples=2))
     task = FastTask(_calibrated(), cache, cache.data, FastLossConfig(feature_crop=12))
@@ -356,6 +415,20 @@ def test_one_command_paints_trains_and_exports_a_model_the_stylizer_loads(tmp_pa
     s = Stylizer.from_pretrained(out, dtype="fp32")
     y = s.stylize(_image(6, 40, 48), [_image(7, 32, 32), _image(8, 32, 32)], weights=[0.5, 0.5], return_tensor=True)
     assert y.shape == (1, 3, 40, 48) and torch.isfinite(y).all()
+
+
+def test_training_can_start_from_a_shallower_students_weights(fast_dir):
+    """init= a weights dir of fewer blocks: the student is grown from it, computing what it computed."""
+    cfg = FastTrainConfig(model=FastConfig(blocks=2, level_blocks=(0, 0, 1)), init=str(fast_dir))
+    logged = []
+    student = build_model(cfg, log=logged.append).eval()
+    assert student.config.blocks_per_tap() == (0, 0, 1, 2) and "grown from blocks per tap [0, 0, 0, 1]" in logged[-1]
+    shipped = Stylizer.from_pretrained(fast_dir, dtype="fp32").model
+    x = _image(4, 40, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(student.decode(student.encode(x)), shipped.decode(shipped.encode(x)), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="only residual blocks may be added"):
+        build_model(FastTrainConfig(model=FastConfig(widths=(8, 16, 48, 128)), init=str(fast_dir)))
 
 
 def test_the_export_encodes_the_built_in_styles_with_the_model(tmp_path, monkeypatch, fast):

@@ -7,6 +7,8 @@ Two phases in one command, both resumable:
        pixel    L1 of output vs the teacher's output
        feature  relative MSE of frozen-VGG features (relu1_1, relu2_1: shallow taps) of output vs teacher
        stats    mean/std of those features (the teacher output's texture statistics), relative
+       style    (optional, off by default) mean/std of those features against the styles' own, blended by the
+                sample's weights, on samples painted at alpha 1: a pull past the teacher towards the styles
      Both VGG losses may look at one random `feature_crop` px window per sample (the same in output and teacher):
      the VGG pass is most of a step's cost (~70 % at 256 px), and a 128 px window cuts it 4x.
      The student mixes exactly as at inference (mixing.StatisticsMixing on its own encoder's statistics), on
@@ -17,6 +19,10 @@ Two phases in one command, both resumable:
     # redo it when the default improves: a new --out, the new teacher, the last student as the start
     python -m stylemix.training --model adain-fast --config training/configs/adain-fast.json --out runs/fast2 \\
         --set teacher.model=adain-vgg16-v3 --set init=adain-fast
+
+    # a deeper student grown from the last one (same widths; more residual blocks, which start as the identity)
+    python -m stylemix.training --model adain-fast --config training/configs/adain-fast.json --out runs/fast3 \\
+        --set init=adain-fast-draft --set model.blocks=2 --set 'model.level_blocks=[0,0,1]'
 
 `--set loop.steps=0` paints the teacher cache only (e.g. to time it, or to paint it on another machine).
 """
@@ -34,9 +40,9 @@ import torch
 
 from ..models import functional as Fn
 from ..models import pretrained
-from ..models.fast import FastConfig, FastModel
-from ..models.io import (DECODER_FILE, ENCODER_FILE, STYLES_FILE, WeightsError, check_value, load_into, load_json,
-                         save_codes, save_model_dir, to_dict)
+from ..models.fast import FastConfig, FastModel, deepen
+from ..models.io import (CONFIG_FILE, DECODER_FILE, ENCODER_FILE, STYLES_FILE, WeightsError, check_value, from_dict,
+                         load_into, load_json, save_codes, save_model_dir, to_dict)
 from ..models.mixing import StyleCode
 
 from . import losses
@@ -58,11 +64,12 @@ class FastLossConfig:
     pixel_weight: float = 1.0  # L1 of output vs the teacher's output, pixels in [0, 1]
     feature_weight: float = 0.1  # relative MSE of frozen-VGG features at feature_taps (0 with stats 0: no VGG pass)
     stats_weight: float = 0.1  # relative mean/std loss of those features against the teacher output's
+    style_weight: float = 0.0  # the same loss against the sample's styles' statistics (alpha-1 samples only)
     feature_taps: tuple[str, ...] = ("relu1_1", "relu2_1")
     feature_crop: int = 0  # px of the random window per sample the VGG losses see; 0 = the whole crop
 
     def __post_init__(self):
-        for name in ("pixel_weight", "feature_weight", "stats_weight"):
+        for name in ("pixel_weight", "feature_weight", "stats_weight", "style_weight"):
             v = getattr(self, name)
             check_value(f"loss.{name}", v, 0 <= v < float("inf"), "a finite number >= 0")
         check_value("loss.feature_crop", self.feature_crop, self.feature_crop >= 0, "an integer >= 0 (0 = off)")
@@ -87,7 +94,8 @@ class FastTrainConfig:
     data: DataConfig = field(default_factory=_data_defaults)
     loss: FastLossConfig = field(default_factory=FastLossConfig)
     loop: LoopConfig = field(default_factory=_loop_defaults)
-    init: str = ""  # a fast model's weights dir to start from (e.g. the previous distillation); "" = random
+    init: str = ""  # a fast model's weights dir to start from (e.g. the previous distillation; it may have fewer
+    # residual blocks than `model`: the new ones start as the identity, models/fast.deepen); "" = random
     bank_data: str = "../shared/data"  # folder the built-in styles' sources (weights/styles/index.json) are under
 
 
@@ -98,7 +106,7 @@ class FastTask:
         model: the student.
         cache: the painted teacher cache.
         data, loss: data (crop, batch_size, seed) and loss configs.
-        vgg: frozen VGG encoder returning loss.feature_taps (None when both feature weights are 0).
+        vgg: frozen VGG encoder returning loss.feature_taps (None when the feature, stats and style weights are 0).
         rank: DDP rank (each rank draws its own batches).
         device: where the batches go.
     """
@@ -107,13 +115,29 @@ class FastTask:
                  rank: int = 0, device: str | torch.device = "cpu"):
         self.model, self.cache, self.data, self.cfg, self.vgg = model, cache, data, loss, vgg
         self.rank, self.device = rank, torch.device(device)
+        self._style_stats: dict[int, dict[str, tuple[torch.Tensor, torch.Tensor]]] = {}  # sample -> blended stats
         if vgg is not None:
             vgg.to(self.device).eval()
 
-    def batch(self, step: int) -> list[Sample]:
-        """The step's samples: a pure function of (seed, rank, step)."""
+    def indices(self, step: int) -> list[int]:
+        """Cache indices of the step's samples: a pure function of (seed, rank, step)."""
         rng = random.Random(f"{self.data.seed}/{self.rank}/{step}/student")
-        return [self.cache.read(rng.randrange(self.cache.cfg.samples)) for _ in range(self.data.batch_size)]
+        return [rng.randrange(self.cache.cfg.samples) for _ in range(self.data.batch_size)]
+
+    def batch(self, step: int) -> list[Sample]:
+        """The step's samples (see `indices`)."""
+        return [self.cache.read(i) for i in self.indices(step)]
+
+    def style_stats(self, index: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """{tap: (mean, std) (c,)} of cache sample `index`'s styles' VGG features (whole style crops), blended by
+        its weights as the mixing blends codes; computed once per sample (the crops are fixed) and kept (~8 KB)."""
+        if index not in self._style_stats:
+            sample = self.cache.read(index)
+            with torch.no_grad():
+                feats = self.vgg(sample.styles.to(self.device))
+                self._style_stats[index] = {t: tuple(x.float() for x in Fn.blend_stats(
+                    *(m.float() for m in Fn.mean_std(feats[t])), sample.weights)) for t in self.cfg.feature_taps}
+        return self._style_stats[index]
 
     def student(self, batch: list[Sample]) -> torch.Tensor:
         """The student's stylisation (b, 3, S, S) of each sample, not clamped: encode the framed canvas and every
@@ -131,7 +155,8 @@ class FastTask:
 
     def loss(self, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         """The step's loss and its parts (floats; 'batch' = images in the batch)."""
-        batch, cfg = self.batch(step), self.cfg
+        indices, cfg = self.indices(step), self.cfg
+        batch = [self.cache.read(i) for i in indices]
         out = self.student(batch).float()
         target = torch.stack([s.output for s in batch]).to(self.device)
         l_pix = (out - target).abs().mean()
@@ -145,6 +170,17 @@ class FastTask:
             l_stat = losses.style_loss(fo, {t: Fn.mean_std(ft[t]) for t in cfg.feature_taps}, "mean_std", relative=True)
             total = total + cfg.feature_weight * l_feat + cfg.stats_weight * l_stat
             logs.update(feature=float(l_feat.detach()), stats=float(l_stat.detach()))
+            if cfg.style_weight > 0:  # output windows vs whole style crops: a small bias, the same for every model
+                full = [i for i, sample in enumerate(batch) if sample.alpha == 1.0]
+                l_style = torch.zeros(())
+                if full:
+                    stats = [self.style_stats(indices[i]) for i in full]
+                    style_target = {t: tuple(torch.stack([st[t][j] for st in stats]) for j in (0, 1))
+                                    for t in cfg.feature_taps}
+                    l_style = losses.style_loss({t: fo[t][full] for t in cfg.feature_taps}, style_target, "mean_std",
+                                                relative=True)
+                    total = total + cfg.style_weight * l_style
+                logs.update(style=float(l_style.detach()))  # every step (0 without alpha-1 samples): DDP ranks agree
         return total, logs
 
     def windows(self, step: int, *images: torch.Tensor) -> list[torch.Tensor]:
@@ -179,12 +215,22 @@ def build_config(config_file: str | None, overrides: list[str]) -> FastTrainConf
 
 def build_model(cfg: FastTrainConfig, log=log.info) -> FastModel:
     """A fresh student (seeded by the caller), or the weights of `cfg.init` (a fast model's weights dir)."""
-    model = FastModel(cfg.model)
-    if cfg.init:
-        init_dir = resolve_init(cfg.init)
-        load_into(model.encoder, init_dir / ENCODER_FILE)
-        load_into(pretrained.decoder_part(model), init_dir / DECODER_FILE)
-        log(f"student initialised from {init_dir} ({load_json(init_dir / 'config.json').get('steps', '?')} steps)")
+    if not cfg.init:
+        return FastModel(cfg.model)
+    init_dir = resolve_init(cfg.init)
+    init_meta = load_json(init_dir / CONFIG_FILE)
+    if init_meta.get("model") != MODEL or not isinstance(init_meta.get("config"), dict):
+        raise WeightsError(f"{init_dir / CONFIG_FILE} is not a {MODEL} weights dir (init must be one)")
+    init_config = dataclasses.replace(from_dict(FastConfig, init_meta["config"], "config"),
+                                      encoder_id=cfg.model.encoder_id)
+    model = FastModel(init_config)
+    load_into(model.encoder, init_dir / ENCODER_FILE)
+    load_into(pretrained.decoder_part(model), init_dir / DECODER_FILE)
+    log(f"student initialised from {init_dir} ({init_meta.get('steps', '?')} steps)")
+    if init_config != cfg.model:  # e.g. more residual blocks: they start as the identity, the function is kept
+        model = deepen(model, cfg.model)
+        if init_config.blocks_per_tap() != cfg.model.blocks_per_tap():
+            log(f"grown from blocks per tap {list(init_config.blocks_per_tap())} to {list(cfg.model.blocks_per_tap())}")
     return model
 
 
@@ -199,7 +245,7 @@ def _make_task(cfg: FastTrainConfig, model: FastModel, device: torch.device, run
     if seconds is not None:
         log.info("teacher cache complete: %.2f s/sample", seconds)
     taps = tuple(cfg.loss.feature_taps)
-    wants_vgg = cfg.loss.feature_weight > 0 or cfg.loss.stats_weight > 0
+    wants_vgg = max(cfg.loss.feature_weight, cfg.loss.stats_weight, cfg.loss.style_weight) > 0
     vgg = pretrained.load_encoder(cfg.encoder, taps, log=log.info) if wants_vgg else None
     return FastTask(model, cache, cfg.data, cfg.loss, vgg, rank=int(os.environ.get("RANK", 0)), device=device)
 
