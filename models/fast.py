@@ -214,12 +214,14 @@ def deepen(model: FastModel, config: FastConfig) -> FastModel:
 
     Training grows a trained student this way (training/fast_task.py, `init`), so its hours carry over.
     """
-    old, new = model.config, config
-    same = (list(old.widths), list(old.skips), old.padding) == (list(new.widths), list(new.skips), new.padding)
-    if not same or any(a > b for a, b in zip(old.blocks_per_tap(), new.blocks_per_tap())):
-        raise ValueError(f"cannot grow a fast model with widths {list(old.widths)}, skips {list(old.skips)}, padding "
-                         f"{old.padding!r} and blocks per tap {list(old.blocks_per_tap())} into widths {list(new.widths)}, "
-                         f"skips {list(new.skips)}, padding {new.padding!r} and blocks per tap {list(new.blocks_per_tap())}: "
+    def shape(c: FastConfig) -> str:
+        return (f"widths {list(c.widths)}, skips {list(c.skips)}, padding {c.padding!r} and blocks per tap "
+                f"{list(c.blocks_per_tap())}")
+
+    old = model.config
+    same = (list(old.widths), list(old.skips), old.padding) == (list(config.widths), list(config.skips), config.padding)
+    if not same or any(a > b for a, b in zip(old.blocks_per_tap(), config.blocks_per_tap())):
+        raise ValueError(f"cannot grow a fast model with {shape(old)} into {shape(config)}: "
                          "only residual blocks may be added")
     like = next(model.parameters())
     grown = FastModel(config).to(like.device, like.dtype)

@@ -74,7 +74,8 @@ def export(cfg: TrainConfig, run_dir: Path, out_dir: Path, dtype: torch.dtype = 
              if k.startswith("model.")}
     model.load_state_dict(state)
     step = int(read_metadata(run_dir / "checkpoint.safetensors")["step"])
-    meta = {**run_totals(run_dir, step, resolve_init(cfg.init)), "encoder_id": cfg.encoder, "trained_with": json.dumps(to_dict(cfg))}
+    meta = {**run_totals(run_dir, step, resolve_init(cfg.init)), "encoder_id": cfg.encoder,
+            "trained_with": json.dumps(to_dict(cfg))}
     return save_model_dir(model, "adain", cfg.model, out_dir, cfg.encoder, meta, dtype=dtype)
 
 

@@ -135,8 +135,8 @@ class FastTask:
             sample = self.cache.read(index)
             with torch.no_grad():
                 feats = self.vgg(sample.styles.to(self.device))
-                self._style_stats[index] = {t: tuple(x.float() for x in Fn.blend_stats(
-                    *(m.float() for m in Fn.mean_std(feats[t])), sample.weights)) for t in self.cfg.feature_taps}
+                self._style_stats[index] = {t: Fn.blend_stats(*(x.float() for x in Fn.mean_std(feats[t])),
+                                                              sample.weights) for t in self.cfg.feature_taps}
         return self._style_stats[index]
 
     def student(self, batch: list[Sample]) -> torch.Tensor:
