@@ -268,13 +268,14 @@ def match_color(image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     return torch.stack(out).clamp(0, 1)
 
 
-_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+# RGB -> YIQ (luma, then the two chroma axes), NTSC
+YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 
 
 def keep_luminance(stylised: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     """Luminance-only transfer: the luminance (Y) of `stylised` with the chroma (IQ) of `content`,
     both (b, 3, h, w) RGB in [0, 1] of the same size."""
-    m = _YIQ.to(stylised)
+    m = YIQ.to(stylised)
     ys = torch.einsum("ij,bjhw->bihw", m, stylised.float())
     yc = torch.einsum("ij,bjhw->bihw", m, content.float())
     yiq = torch.cat([ys[:, :1], yc[:, 1:]], dim=1)

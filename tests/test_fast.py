@@ -292,6 +292,51 @@ def test_samples_are_pure_functions_of_their_index(tmp_path, tiny_model_dir):
     assert draws[0].content.shape == (3, 32, 32)
 
 
+def test_style_augmentation_changes_styles_only_and_leaves_old_caches_valid(tmp_path, tiny_model_dir):
+    """teacher.style_augment changes a share of the style crops, deterministically, and nothing else a sample
+    draws; off, the cache's tag is the one caches had before the setting existed (they stay usable)."""
+    data = _folders(tmp_path)
+    plain = TeacherCache(tmp_path / "t", data, _teacher_config(tiny_model_dir))
+    aug = TeacherCache(tmp_path / "a", data, _teacher_config(tiny_model_dir, style_augment=1.0))
+    assert "style_augment" not in json.loads(plain.tag)["sampling"]
+    assert json.loads(aug.tag)["sampling"]["style_augment"] == 1.0
+    changed = 0
+    for i in range(10):
+        a, b = plain.draw(i), aug.draw(i)
+        assert torch.equal(a.content, b.content) and torch.equal(a.weights, b.weights) and a.alpha == b.alpha
+        assert b.styles.shape == a.styles.shape and 0 <= float(b.styles.min()) and float(b.styles.max()) <= 1
+        assert torch.equal(b.styles, aug.draw(i).styles)  # a pure function of the index
+        changed += sum(not torch.equal(x, y) for x, y in zip(a.styles, b.styles))
+    assert changed >= 5  # each crop has a ~0.83 chance of at least one op
+    with pytest.raises(ConfigError, match=r"teacher.style_augment must be a number in \[0, 1\]"):
+        TeacherConfig(style_augment=1.5)
+
+
+def test_the_style_augmentation_ops_do_what_they_say(monkeypatch):
+    import math
+    import random
+
+    from stylemix.training import augment
+    x = _image(8, 40, 48)[0]
+    luma = lambda im: (Fn.YIQ[0][:, None, None] * im).sum(0)  # noqa: E731
+    turned = augment.rotate_hue(x, 2.0)
+    torch.testing.assert_close(luma(turned), luma(x), atol=1e-5, rtol=0)  # the hue turns, the luma stays
+    assert float((turned - x).abs().max()) > 0.05
+    torch.testing.assert_close(augment.rotate_hue(x, 2 * math.pi), x, atol=1e-5, rtol=0)
+    soft = augment.blur(x, 1.5)
+    torch.testing.assert_close(soft.mean((1, 2)), x.mean((1, 2)), atol=2e-3, rtol=0)  # a blur keeps the mean
+    assert float(soft.diff(dim=-1).abs().mean()) < float(x.diff(dim=-1).abs().mean())
+    for op in augment.OPS:  # each op alone: it changes the crop and keeps the range
+        monkeypatch.setattr(augment, "P_OP", {o: float(o == op) for o in augment.OPS})
+        y = augment.augment_style(x, random.Random(3))
+        assert y.shape == x.shape and 0 <= float(y.min()) and float(y.max()) <= 1
+        assert float((y - x).abs().max()) > 0.02, op
+        if op == "posterize":
+            assert all(len(torch.unique(c)) <= 6 for c in y)
+        if op == "sharpen":  # more local contrast
+            assert float(y.diff(dim=-1).abs().mean()) > float(x.diff(dim=-1).abs().mean())
+
+
 def test_the_cache_holds_what_the_teacher_paints_and_resumes_without_repainting(tmp_path, tiny_model_dir):
     data = _folders(tmp_path)
     cache = TeacherCache(tmp_path / "t", data, _teacher_config(tiny_model_dir))

@@ -212,7 +212,7 @@ def test_preserve_color_with_two_blended_styles(stylizer, codes, mode):
     content = _image(8)
     plain = stylizer.stylize(content, codes[:2], weights=[0.6, 0.4], return_tensor=True)
     kept = stylizer.stylize(content, codes[:2], weights=[0.6, 0.4], preserve_color=mode, return_tensor=True)
-    yiq = Fn._YIQ
+    yiq = Fn.YIQ
     chroma = lambda x: torch.einsum("ij,bjhw->bihw", yiq, x)[:, 1:]  # noqa: E731
     if mode == "match":  # colour means of the output equal the content's
         torch.testing.assert_close(kept.mean((2, 3)), content.mean((2, 3)), atol=2e-2, rtol=0)

@@ -145,7 +145,7 @@ def test_callback_sees_every_step_and_can_stop(images, encoder):
 
 def test_preserve_color(images, encoder):
     lum = _run(images, encoder, steps=5, preserve_color="luminance", style_weight=1e3)
-    yiq = Fn._YIQ
+    yiq = Fn.YIQ
     iq = lambda x: torch.einsum("ij,bjhw->bihw", yiq, x)[:, 1:]
     # keep_luminance keeps the content's chroma (up to the final [0, 1] clamp on a few pixels)
     assert (iq(lum.tensor) - iq(images["content"])).abs().mean() < 0.02

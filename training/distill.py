@@ -2,9 +2,10 @@
 
 The fast model (models/fast.py, trained by training/fast_task.py) learns to reproduce a teacher (the default
 model) from these, with no deep VGG pass per step. Sample i is drawn from (data.seed, i) alone: a content
-crop, K in 1..max_styles style crops, blend weights uniform on the simplex, alpha 1 for a share `alpha_one`
-of samples and uniform in [alpha_min, 1) otherwise. The teacher paints each content crop on a canvas with
-`frame` px of reflection around it, as the Stylizer does (inference/detail.Frame), and the crop is cut back out.
+crop, K in 1..max_styles style crops (a share `style_augment` of them changed by training/augment.py), blend
+weights uniform on the simplex, alpha 1 for a share `alpha_one` of samples and uniform in [alpha_min, 1)
+otherwise. The teacher paints each content crop on a canvas with `frame` px of reflection around it, as the
+Stylizer does (inference/detail.Frame), and the crop is cut back out.
 
 The cache lives in RUN_DIR/teacher/ as shards of `shard_size` samples, each written atomically; a shard on disk
 with the same tag is kept, so building resumes after a kill and `teacher.samples` can be raised later. The tag
@@ -36,6 +37,7 @@ from ..models import pretrained
 from ..models.io import DECODER_FILE, WeightsError, check_value, save_tensors, sha256, to_dict
 
 from .adain_task import DataConfig
+from .augment import augment_style
 from .data import ImageFolder
 
 log = logging.getLogger("stylemix.train")
@@ -52,6 +54,7 @@ class TeacherConfig:
     alpha_one: float = 0.8  # share of samples with alpha 1
     alpha_min: float = 0.3  # the others draw alpha uniformly from [alpha_min, 1)
     frame: int = 32  # px of reflected content around each crop while a model paints it (student too)
+    style_augment: float = 0.0  # share of style crops changed by training/augment.py (colour, contrast, texture)
 
     def __post_init__(self):  # value checks; from_dict has checked the types
         for name in ("samples", "shard_size", "max_styles"):
@@ -59,6 +62,7 @@ class TeacherConfig:
         check_value("teacher.alpha_one", self.alpha_one, 0 <= self.alpha_one <= 1, "a number in [0, 1]")
         check_value("teacher.alpha_min", self.alpha_min, 0 <= self.alpha_min <= 1, "a number in [0, 1]")
         check_value("teacher.frame", self.frame, self.frame >= 0, "an integer >= 0")
+        check_value("teacher.style_augment", self.style_augment, 0 <= self.style_augment <= 1, "a number in [0, 1]")
 
 
 @dataclass
@@ -106,6 +110,8 @@ class TeacherCache:
         self.folder, self.data, self.cfg = Path(folder), data, config
         self.teacher = teacher_id(config.model)
         sampling = {k: v for k, v in to_dict(config).items() if k not in ("model", "samples")}
+        if not config.style_augment:  # off: the tag of caches painted before the setting existed
+            del sampling["style_augment"]
         draws = {k: to_dict(data)[k] for k in ("content_dir", "style_dir", "crop", "content_short_side",
                                                "style_short_side", "seed")}
         self.tag = json.dumps({"teacher": self.teacher, "sampling": sampling, "data": draws}, sort_keys=True)
@@ -159,10 +165,13 @@ class TeacherCache:
         rng = random.Random(f"{self.data.seed}/teacher/{i}")
         content = content_folder.sample(rng)
         k = rng.randint(1, self.cfg.max_styles)
-        styles = torch.stack([style_folder.sample(rng) for _ in range(k)])
+        styles = [style_folder.sample(rng) for _ in range(k)]
         raw = torch.tensor([rng.expovariate(1.0) for _ in range(k)])  # normalised: uniform on the simplex
         alpha = 1.0 if rng.random() < self.cfg.alpha_one else rng.uniform(self.cfg.alpha_min, 1.0)
-        return Sample(content, styles, raw / raw.sum(), alpha)
+        if self.cfg.style_augment:  # its own stream: the draws above are those of the same cache unaugmented
+            aug = random.Random(f"{self.data.seed}/teacher/{i}/augment")
+            styles = [augment_style(x, aug) if aug.random() < self.cfg.style_augment else x for x in styles]
+        return Sample(content, torch.stack(styles), raw / raw.sum(), alpha)
 
     def paint(self, teacher, sample: Sample, device: torch.device) -> torch.Tensor:
         """The teacher's stylisation (3, S, S) of one sample, through the model contract, on a framed canvas."""
