@@ -307,7 +307,7 @@ def test_style_augmentation_changes_styles_only_and_leaves_old_caches_valid(tmp_
         assert b.styles.shape == a.styles.shape and 0 <= float(b.styles.min()) and float(b.styles.max()) <= 1
         assert torch.equal(b.styles, aug.draw(i).styles)  # a pure function of the index
         changed += sum(not torch.equal(x, y) for x, y in zip(a.styles, b.styles))
-    assert changed >= 5  # each crop has a ~0.83 chance of at least one op
+    assert changed >= 5  # each crop has a ~0.88 chance of at least one op (1 - 0.5 * 0.65 ** 3 * 0.85)
     with pytest.raises(ConfigError, match=r"teacher.style_augment must be a number in \[0, 1\]"):
         TeacherConfig(style_augment=1.5)
 
