@@ -308,8 +308,16 @@ def test_style_augmentation_changes_styles_only_and_leaves_old_caches_valid(tmp_
         assert torch.equal(b.styles, aug.draw(i).styles)  # a pure function of the index
         changed += sum(not torch.equal(x, y) for x, y in zip(a.styles, b.styles))
     assert changed >= 5  # each crop has a ~0.88 chance of at least one op (1 - 0.5 * 0.65 ** 3 * 0.85)
-    with pytest.raises(ConfigError, match=r"teacher.style_augment must be a number in \[0, 1\]"):
-        TeacherConfig(style_augment=1.5)
+    ink = TeacherCache(tmp_path / "i", data, _teacher_config(tiny_model_dir, style_ink=1.0))
+    assert "style_augment" not in json.loads(ink.tag)["sampling"] and json.loads(ink.tag)["sampling"]["style_ink"] == 1.0
+    for i in range(3):  # every style is a drawing now: a light ground with dark marks, or the reverse
+        a, b = plain.draw(i), ink.draw(i)
+        assert torch.equal(a.content, b.content) and torch.equal(a.weights, b.weights) and a.alpha == b.alpha
+        assert all(not torch.equal(x, y) for x, y in zip(a.styles, b.styles))
+        assert torch.equal(b.styles, ink.draw(i).styles)
+    for name in ("style_augment", "style_ink"):
+        with pytest.raises(ConfigError, match=rf"teacher.{name} must be a number in \[0, 1\]"):
+            TeacherConfig(**{name: 1.5})
 
 
 def test_the_style_augmentation_ops_do_what_they_say(monkeypatch):
@@ -335,6 +343,23 @@ def test_the_style_augmentation_ops_do_what_they_say(monkeypatch):
             assert all(len(torch.unique(c)) <= 6 for c in y)
         if op == "sharpen":  # more local contrast
             assert float(y.diff(dim=-1).abs().mean()) > float(x.diff(dim=-1).abs().mean())
+
+
+def test_an_ink_drawing_is_two_tone_with_the_marks_on_the_dark_lines():
+    import random
+
+    from stylemix.training import augment
+    x = torch.full((3, 48, 64), 0.7)
+    x[:, :, 30:33] = 0.1  # one dark stroke on a light field
+    inverted = 0
+    for seed in range(12):
+        y = augment.ink_drawing(x, random.Random(seed))
+        assert y.shape == x.shape and 0 <= float(y.min()) and float(y.max()) <= 1
+        ground, stroke = augment.luma(y)[0, :, :12], augment.luma(y)[0, :, 30:33]
+        assert float(ground.std()) < 0.01  # the plain paper (or dark ground) stays flat, far from the stroke
+        assert abs(float(stroke.mean()) - float(ground.mean())) > 0.25  # the stroke is drawn
+        inverted += float(stroke.mean()) > float(ground.mean())
+    assert 0 < inverted < 12  # both kinds occur: ink on paper, chalk on a dark ground
 
 
 def test_the_cache_holds_what_the_teacher_paints_and_resumes_without_repainting(tmp_path, tiny_model_dir):

@@ -4,7 +4,9 @@ The training paintings (WikiArt thumbnails, seven figurative movements, upsample
 range of style statistics. A student distilled on them alone matches its teacher on such paintings and falls
 behind on the sharp, graphic or abstract styles users bring (measured: the adain-fast card in weights/README.md).
 The teacher paints whatever style it is given, so widening the styles it is shown costs nothing but cache
-samples: each op below keeps a painting's layout and changes its colour, contrast or texture statistics.
+samples: each op below keeps a painting's layout and changes its colour, contrast or texture statistics, and
+`ink_drawing` turns a painting into a drawing (dark marks on paper, or light marks on a dark ground), the sparse
+two-tone kind of style no movement in the training set has.
 
 Every draw comes from the caller's `random.Random`, so an augmented sample stays a pure function of its index.
 
@@ -46,6 +48,30 @@ def rotate_hue(x: torch.Tensor, angle: float) -> torch.Tensor:
     return torch.einsum("ij,jhw->ihw", torch.linalg.inv(m), torch.stack([yiq[0], i, q]))
 
 
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """(3, h, w) RGB -> (1, h, w) luma (YIQ's Y)."""
+    return torch.einsum("j,jhw->hw", Fn.YIQ[0].to(x), x)[None]
+
+
+def ink_drawing(x: torch.Tensor, rng: random.Random) -> torch.Tensor:
+    """A drawing of a style crop (3, h, w) in [0, 1]: ink where the luma is darker than its surroundings (a
+    difference of Gaussians, so lines and edges, at a random pen width), sometimes with the darkest fields filled,
+    in one dark ink (or the painting's own colours, darkened) on a light paper; sometimes inverted (chalk on a
+    dark ground)."""
+    y = luma(x)
+    width = rng.uniform(1.0, 4.0)
+    darker = blur(y, 2.5 * width) - blur(y, 0.6 * width)  # > 0 on dark lines and the dark side of edges
+    ink = torch.sigmoid((darker - rng.uniform(0.01, 0.05)) / rng.uniform(0.005, 0.02))
+    if rng.random() < 0.4:
+        ink = torch.maximum(ink, torch.sigmoid((rng.uniform(0.15, 0.4) - y) / 0.03))
+    paper = torch.tensor([rng.uniform(0.85, 1.0) for _ in range(3)]).to(x)[:, None, None]
+    pen = torch.tensor([rng.uniform(0.0, 0.35) for _ in range(3)]).to(x)[:, None, None]
+    if rng.random() < 0.3:
+        pen = 0.6 * x
+    drawing = paper + ink * (pen - paper)
+    return 1 - drawing if rng.random() < 0.35 else drawing
+
+
 def augment_style(x: torch.Tensor, rng: random.Random) -> torch.Tensor:
     """A random chain of OPS on a style crop (3, h, w) in [0, 1] -> (3, h, w) in [0, 1]; each op is applied with
     its P_OP probability (possibly none)."""
@@ -58,7 +84,7 @@ def augment_style(x: torch.Tensor, rng: random.Random) -> torch.Tensor:
         elif op == "hue":
             x = rotate_hue(x, rng.uniform(-math.pi, math.pi))
         elif op == "saturation":  # 0 = greyscale, 2 = twice the chroma
-            grey = (Fn.YIQ[0].to(x)[:, None, None] * x).sum(0, keepdim=True)
+            grey = luma(x)
             x = grey + rng.uniform(0.0, 2.0) * (x - grey)
         elif op == "contrast":  # around the crop's mean, then a gamma
             x = (x.mean() + rng.uniform(0.6, 1.8) * (x - x.mean())).clamp(0, 1) ** rng.uniform(0.7, 1.4)

@@ -2,7 +2,8 @@
 
 The fast model (models/fast.py, trained by training/fast_task.py) learns to reproduce a teacher (the default
 model) from these, with no deep VGG pass per step. Sample i is drawn from (data.seed, i) alone: a content
-crop, K in 1..max_styles style crops (a share `style_augment` of them changed by training/augment.py), blend
+crop, K in 1..max_styles style crops (a share `style_ink` of them turned into ink drawings and a share
+`style_augment` changed in colour, contrast or texture, by training/augment.py), blend
 weights uniform on the simplex, alpha 1 for a share `alpha_one` of samples and uniform in [alpha_min, 1)
 otherwise. The teacher paints each content crop on a canvas with `frame` px of reflection around it, as the
 Stylizer does (inference/detail.Frame), and the crop is cut back out.
@@ -37,7 +38,7 @@ from ..models import pretrained
 from ..models.io import DECODER_FILE, WeightsError, check_value, save_tensors, sha256, to_dict
 
 from .adain_task import DataConfig
-from .augment import augment_style
+from .augment import augment_style, ink_drawing
 from .data import ImageFolder
 
 log = logging.getLogger("stylemix.train")
@@ -55,6 +56,7 @@ class TeacherConfig:
     alpha_min: float = 0.3  # the others draw alpha uniformly from [alpha_min, 1)
     frame: int = 32  # px of reflected content around each crop while a model paints it (student too)
     style_augment: float = 0.0  # share of style crops changed by training/augment.py (colour, contrast, texture)
+    style_ink: float = 0.0  # share of style crops turned into ink drawings (augment.ink_drawing) before that
 
     def __post_init__(self):  # value checks; from_dict has checked the types
         for name in ("samples", "shard_size", "max_styles"):
@@ -62,7 +64,8 @@ class TeacherConfig:
         check_value("teacher.alpha_one", self.alpha_one, 0 <= self.alpha_one <= 1, "a number in [0, 1]")
         check_value("teacher.alpha_min", self.alpha_min, 0 <= self.alpha_min <= 1, "a number in [0, 1]")
         check_value("teacher.frame", self.frame, self.frame >= 0, "an integer >= 0")
-        check_value("teacher.style_augment", self.style_augment, 0 <= self.style_augment <= 1, "a number in [0, 1]")
+        for name in ("style_augment", "style_ink"):
+            check_value(f"teacher.{name}", getattr(self, name), 0 <= getattr(self, name) <= 1, "a number in [0, 1]")
 
 
 @dataclass
@@ -110,8 +113,9 @@ class TeacherCache:
         self.folder, self.data, self.cfg = Path(folder), data, config
         self.teacher = teacher_id(config.model)
         sampling = {k: v for k, v in to_dict(config).items() if k not in ("model", "samples")}
-        if not config.style_augment:  # off: the tag of caches painted before the setting existed
-            del sampling["style_augment"]
+        for name in ("style_augment", "style_ink"):  # off: the tag of caches painted before the setting existed
+            if not getattr(config, name):
+                del sampling[name]
         draws = {k: to_dict(data)[k] for k in ("content_dir", "style_dir", "crop", "content_short_side",
                                                "style_short_side", "seed")}
         self.tag = json.dumps({"teacher": self.teacher, "sampling": sampling, "data": draws}, sort_keys=True)
@@ -168,7 +172,10 @@ class TeacherCache:
         styles = [style_folder.sample(rng) for _ in range(k)]
         raw = torch.tensor([rng.expovariate(1.0) for _ in range(k)])  # normalised: uniform on the simplex
         alpha = 1.0 if rng.random() < self.cfg.alpha_one else rng.uniform(self.cfg.alpha_min, 1.0)
-        if self.cfg.style_augment:  # its own stream: the draws above are those of the same cache unaugmented
+        if self.cfg.style_ink:  # each change has its own stream: the draws above are those of the unchanged cache
+            ink = random.Random(f"{self.data.seed}/teacher/{i}/ink")
+            styles = [ink_drawing(x, ink) if ink.random() < self.cfg.style_ink else x for x in styles]
+        if self.cfg.style_augment:
             aug = random.Random(f"{self.data.seed}/teacher/{i}/augment")
             styles = [augment_style(x, aug) if aug.random() < self.cfg.style_augment else x for x in styles]
         return Sample(content, torch.stack(styles), raw / raw.sum(), alpha)
