@@ -19,15 +19,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..models import functional as Fn
+
 from .images import pad_to_multiple
-
-LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights
-
 
 def luminance(image: torch.Tensor) -> torch.Tensor:
     """RGB (b, 3, h, w) -> luma (b, 1, h, w)."""
-    w = image.new_tensor(LUMA).view(1, 3, 1, 1)
-    return (image * w).sum(1, keepdim=True)
+    return Fn.luma(image)
 
 
 def box(x: torch.Tensor, r: int) -> torch.Tensor:

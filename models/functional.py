@@ -272,6 +272,11 @@ def match_color(image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
 YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 
 
+def luma(image: torch.Tensor) -> torch.Tensor:
+    """RGB (..., 3, h, w) -> luma (..., 1, h, w): YIQ's Y (ITU-R BT.601 weights)."""
+    return torch.einsum("j,...jhw->...hw", YIQ[0].to(image), image).unsqueeze(-3)
+
+
 def keep_luminance(stylised: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     """Luminance-only transfer: the luminance (Y) of `stylised` with the chroma (IQ) of `content`,
     both (b, 3, h, w) RGB in [0, 1] of the same size."""

@@ -327,7 +327,7 @@ def test_the_style_augmentation_ops_do_what_they_say(monkeypatch):
     from stylemix.training import augment
     x = _image(8, 40, 48)[0]
     turned = augment.rotate_hue(x, 2.0)
-    torch.testing.assert_close(augment.luma(turned), augment.luma(x), atol=1e-5, rtol=0)  # the hue turns, the luma stays
+    torch.testing.assert_close(Fn.luma(turned), Fn.luma(x), atol=1e-5, rtol=0)  # the hue turns, the luma stays
     assert float((turned - x).abs().max()) > 0.05
     torch.testing.assert_close(augment.rotate_hue(x, 2 * math.pi), x, atol=1e-5, rtol=0)
     soft = augment.blur(x, 1.5)
@@ -354,7 +354,7 @@ def test_an_ink_drawing_is_two_tone_with_the_marks_on_the_dark_lines():
     for seed in range(12):
         y = augment.ink_drawing(x, random.Random(seed))
         assert y.shape == x.shape and 0 <= float(y.min()) and float(y.max()) <= 1
-        ground, stroke = augment.luma(y)[0, :, :12], augment.luma(y)[0, :, 30:33]
+        ground, stroke = Fn.luma(y)[0, :, :12], Fn.luma(y)[0, :, 30:33]
         assert float(ground.std()) < 0.01  # the plain paper (or dark ground) stays flat, far from the stroke
         assert abs(float(stroke.mean()) - float(ground.mean())) > 0.25  # the stroke is drawn
         inverted += float(stroke.mean()) > float(ground.mean())

@@ -48,17 +48,12 @@ def rotate_hue(x: torch.Tensor, angle: float) -> torch.Tensor:
     return torch.einsum("ij,jhw->ihw", torch.linalg.inv(m), torch.stack([yiq[0], i, q]))
 
 
-def luma(x: torch.Tensor) -> torch.Tensor:
-    """(3, h, w) RGB -> (1, h, w) luma (YIQ's Y)."""
-    return torch.einsum("j,jhw->hw", Fn.YIQ[0].to(x), x)[None]
-
-
 def ink_drawing(x: torch.Tensor, rng: random.Random) -> torch.Tensor:
     """A drawing of a style crop (3, h, w) in [0, 1]: ink where the luma is darker than its surroundings (a
     difference of Gaussians, so lines and edges, at a random pen width), sometimes with the darkest fields filled,
     in one dark ink (or the painting's own colours, darkened) on a light paper; sometimes inverted (chalk on a
     dark ground)."""
-    y = luma(x)
+    y = Fn.luma(x)
     width = rng.uniform(1.0, 4.0)
     darker = blur(y, 2.5 * width) - blur(y, 0.6 * width)  # > 0 on dark lines and the dark side of edges
     ink = torch.sigmoid((darker - rng.uniform(0.01, 0.05)) / rng.uniform(0.005, 0.02))
@@ -84,7 +79,7 @@ def augment_style(x: torch.Tensor, rng: random.Random) -> torch.Tensor:
         elif op == "hue":
             x = rotate_hue(x, rng.uniform(-math.pi, math.pi))
         elif op == "saturation":  # 0 = greyscale, 2 = twice the chroma
-            grey = luma(x)
+            grey = Fn.luma(x)
             x = grey + rng.uniform(0.0, 2.0) * (x - grey)
         elif op == "contrast":  # around the crop's mean, then a gamma
             x = (x.mean() + rng.uniform(0.6, 1.8) * (x - x.mean())).clamp(0, 1) ** rng.uniform(0.7, 1.4)
