@@ -465,6 +465,39 @@ def test_multi_scale_style_loss_runs_and_is_refused_with_the_style_cache(run_set
     assert train(config, root / "bad2", "loop.steps=1", "loss.style_scales=[0]") == 2
 
 
+def test_style_changes_draw_their_own_streams_and_leave_the_content_alone(run_setup, capsys):
+    from stylemix.training.fast_task import FastTrainConfig
+    from stylemix.models.io import from_dict
+
+    config, root = run_setup
+
+    def task(*sets: str) -> AdaINTask:
+        cfg = cli.build_config(str(config), list(sets))
+        return AdaINTask(cli.build_model(cfg, log=lambda *_: None), cfg.data, cfg.loss, channels_last=False)
+
+    plain, inked = task(), task("data.style_ink=1.0")
+    for step in (1, 2):
+        (c0, s0), (c1, s1) = plain._inputs(step), inked._inputs(step)
+        assert torch.equal(c0, c1)  # the content crops, and which style crops, are those of an unchanged run
+        assert s1.shape == s0.shape and 0 <= s1.min() and s1.max() <= 1
+        assert all((a - b).abs().mean() > 0.02 for a, b in zip(s0, s1))  # every crop became a drawing
+        assert torch.equal(task("data.style_ink=1.0")._inputs(step)[1], s1)  # a pure function of the step
+    assert not torch.equal(inked._inputs(1)[1], inked._inputs(2)[1])
+    # a share of 0 changes nothing; a share of 1 of augmentation changes some crops over a few steps
+    mixed = task("data.style_augment=1.0")
+    changed = [not torch.equal(a, b) for step in range(4) for a, b in zip(plain._inputs(step)[1], mixed._inputs(step)[1])]
+    assert any(changed)
+    assert train(config, root / "aug", "loop.steps=2", "data.style_ink=0.5", "data.style_augment=0.5") == 0
+    assert all(np.isfinite(r["loss"]) for r in log_records(root / "aug"))
+    capsys.readouterr()
+    assert train(config, root / "bad", "loop.steps=1", "data.style_cache=true", "data.style_augment=0.5") == 2
+    assert "style_augment" in capsys.readouterr().err
+    assert train(config, root / "bad2", "loop.steps=1", "data.style_ink=1.5") == 2
+    assert "data.style_ink" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="teacher.style_ink"):  # a distillation run changes the teacher's styles
+        from_dict(FastTrainConfig, {"data": {"style_ink": 0.5}})
+
+
 def test_pack_data_shrinks_keeps_folders_and_respects_the_limit(run_setup, tmp_path):
     from stylemix.training.pack_data import pack
 

@@ -2,7 +2,9 @@
 
 Loss = content (instance-normalised relu4_1 of output vs the AdaIN target, i.e. the content's
 structure) + style (mean/std or Gram at the style taps, relative to the style's spread)
-+ optional identity (decode the content's own features back to the content photo) + optional TV.
++ optional identity (decode the content's own features back to the content photo) + optional TV. Style crops
+can be turned into ink drawings or changed in colour, contrast and texture first (`data.style_ink`,
+`data.style_augment`; training/augment.py).
 
 With `data.style_cache` the style targets are each style file's full-image statistics, encoded once
 by the frozen encoder and kept in memory (and in RUN_DIR/style_cache.safetensors), instead of one
@@ -26,6 +28,7 @@ from ..models.adain import AdaINModel
 from ..models.io import WeightsError, check_value, load_tensors, save_tensors, to_dict
 
 from . import losses
+from .augment import change_styles
 from .data import ImageFolder, PairBatches
 
 log = logging.getLogger("stylemix.train")
@@ -67,9 +70,15 @@ class DataConfig:
     # Style targets from each style file's full image (short side = middle of style_short_side),
     # encoded once and cached, instead of from the crop (mean_std style loss only).
     style_cache: bool = False
+    # Shares of style crops turned into ink drawings / changed in colour, contrast or texture (training/augment.py):
+    # the paintings' statistics cover a narrow range, users bring sharp, graphic and abstract styles too.
+    style_ink: float = 0.0
+    style_augment: float = 0.0
 
     def __post_init__(self):  # value checks; from_dict has checked the types
         check_value("data.crop", self.crop, self.crop >= 1, "a positive number of pixels")
+        for name in ("style_ink", "style_augment"):
+            check_value(f"data.{name}", getattr(self, name), 0 <= getattr(self, name) <= 1, "a number in [0, 1]")
         for name in ("content_short_side", "style_short_side"):
             lo, hi = getattr(self, name)
             check_value(f"data.{name}", [lo, hi], 1 <= lo <= hi, "[min, max] pixels with 1 <= min <= max")
@@ -187,7 +196,7 @@ class AdaINTask:
 
     def __init__(self, model: AdaINModel, data: DataConfig, loss: AdaINLossConfig, rank: int = 0,
                  device: str | torch.device = "cpu", channels_last: bool = True, cache_path: str | Path | None = None):
-        self.model, self.cfg, self.device, self.cl = model, loss, torch.device(device), channels_last
+        self.model, self.cfg, self.data, self.device, self.cl = model, loss, data, torch.device(device), channels_last
         self.batches = PairBatches(ImageFolder(data.content_dir, data.crop, data.content_short_side),
                                    ImageFolder(data.style_dir, data.crop, data.style_short_side),
                                    data.batch_size, data.seed, rank)
@@ -199,6 +208,9 @@ class AdaINTask:
                                  f"'mean_std', not {loss.style_kind!r}")
             if tuple(loss.style_scales) != (1.0,):
                 raise ValueError("data.style_cache keeps full-size statistics only; it needs loss.style_scales [1.0]")
+            if data.style_ink or data.style_augment:
+                raise ValueError("data.style_cache keeps the statistics of the unchanged style files; it needs "
+                                 "data.style_ink and data.style_augment 0")
             taps = tuple(dict.fromkeys((*model.config.style_taps, *model.mix_taps)))
             short = (data.style_short_side[0] + data.style_short_side[1]) // 2
             tag = json.dumps({"encoder": to_dict(model.config.encoder), "weights": encoder_fingerprint(model.encoder),
@@ -212,6 +224,10 @@ class AdaINTask:
 
     def _inputs(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         c, s = self.batches.batch(step)
+        if self.data.style_ink or self.data.style_augment:
+            b = self.batches
+            s = torch.stack(change_styles(list(s), self.data.style_ink, self.data.style_augment,
+                                          f"{b.seed}/{b.rank}/{step}/style"))
         return self._to_device(c), self._to_device(s)
 
     def loss(self, step: int) -> tuple[torch.Tensor, dict[str, float]]:

@@ -1,4 +1,4 @@
-"""Style augmentation for distillation: a style crop -> a related style with other statistics.
+"""Style augmentation: a style crop -> a related style with other statistics (distillation and AdaIN training).
 
 The training paintings (WikiArt thumbnails, seven figurative movements, upsampled to 256-320 px) cover a narrow
 range of style statistics. A student distilled on them alone matches its teacher on such paintings and falls
@@ -65,6 +65,19 @@ def ink_drawing(x: torch.Tensor, rng: random.Random) -> torch.Tensor:
         pen = 0.6 * x
     drawing = paper + ink * (pen - paper)
     return 1 - drawing if rng.random() < 0.35 else drawing
+
+
+def change_styles(styles: list[torch.Tensor], ink: float, augment: float, key: str) -> list[torch.Tensor]:
+    """Turn a share `ink` of style crops (3, h, w) into ink drawings, then change a share `augment` of them with
+    `augment_style`. Each change draws from its own stream, `random.Random(f"{key}/ink")` and `(f"{key}/augment")`,
+    so the draws that chose the crops are those of an unchanged run, and the result is a pure function of `key`."""
+    if ink:
+        rng = random.Random(f"{key}/ink")
+        styles = [ink_drawing(x, rng) if rng.random() < ink else x for x in styles]
+    if augment:
+        rng = random.Random(f"{key}/augment")
+        styles = [augment_style(x, rng) if rng.random() < augment else x for x in styles]
+    return styles
 
 
 def augment_style(x: torch.Tensor, rng: random.Random) -> torch.Tensor:

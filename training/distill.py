@@ -38,7 +38,7 @@ from ..models import pretrained
 from ..models.io import DECODER_FILE, WeightsError, check_value, save_tensors, sha256, to_dict
 
 from .adain_task import DataConfig
-from .augment import augment_style, ink_drawing
+from .augment import change_styles
 from .data import ImageFolder
 
 log = logging.getLogger("stylemix.train")
@@ -172,12 +172,8 @@ class TeacherCache:
         styles = [style_folder.sample(rng) for _ in range(k)]
         raw = torch.tensor([rng.expovariate(1.0) for _ in range(k)])  # normalised: uniform on the simplex
         alpha = 1.0 if rng.random() < self.cfg.alpha_one else rng.uniform(self.cfg.alpha_min, 1.0)
-        if self.cfg.style_ink:  # each change has its own stream: the draws above are those of the unchanged cache
-            ink = random.Random(f"{self.data.seed}/teacher/{i}/ink")
-            styles = [ink_drawing(x, ink) if ink.random() < self.cfg.style_ink else x for x in styles]
-        if self.cfg.style_augment:
-            aug = random.Random(f"{self.data.seed}/teacher/{i}/augment")
-            styles = [augment_style(x, aug) if aug.random() < self.cfg.style_augment else x for x in styles]
+        # each change has its own stream: the draws above are those of the unchanged cache
+        styles = change_styles(styles, self.cfg.style_ink, self.cfg.style_augment, f"{self.data.seed}/teacher/{i}")
         return Sample(content, torch.stack(styles), raw / raw.sum(), alpha)
 
     def paint(self, teacher, sample: Sample, device: torch.device) -> torch.Tensor:

@@ -98,6 +98,12 @@ class FastTrainConfig:
     # residual blocks than `model`: the new ones start as the identity, models/fast.deepen); "" = random
     bank_data: str = "../shared/data"  # folder the built-in styles' sources (weights/styles/index.json) are under
 
+    def __post_init__(self):
+        for name in ("style_ink", "style_augment"):  # the student never sees a style image the teacher did not paint
+            if getattr(self.data, name):
+                raise ValueError(f"data.{name} changes the AdaIN task's style crops; a distillation run changes the "
+                                 f"teacher's with teacher.{name}")
+
 
 class FastTask:
     """Owns the student, the teacher cache and the loss. `loss(step)` reads the step's deterministic batch.
