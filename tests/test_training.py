@@ -483,7 +483,7 @@ def test_style_changes_draw_their_own_streams_and_leave_the_content_alone(run_se
         assert all((a - b).abs().mean() > 0.02 for a, b in zip(s0, s1))  # every crop became a drawing
         assert torch.equal(task("data.style_ink=1.0")._inputs(step)[1], s1)  # a pure function of the step
     assert not torch.equal(inked._inputs(1)[1], inked._inputs(2)[1])
-    # a share of 0 changes nothing; a share of 1 of augmentation changes some crops over a few steps
+    # a share of 1 of augmentation changes some crops over a few steps (each op has its own probability)
     mixed = task("data.style_augment=1.0")
     changed = [not torch.equal(a, b) for step in range(4) for a, b in zip(plain._inputs(step)[1], mixed._inputs(step)[1])]
     assert any(changed)
