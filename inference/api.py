@@ -36,7 +36,7 @@ from ..models.registry import require_capability
 from . import grid as G
 from . import tiling
 from . import video as V
-from .detail import Frame, guided_upsample, luminance, resize, working_size
+from .detail import Frame, guided_upsample, resize, working_size
 from .images import IMAGE_EXTENSIONS, ImageLike, load_image, load_mask, save_image, to_pil
 from .styles import load_style, read_metadata, resolve_style
 
@@ -536,7 +536,7 @@ def _lift(out: torch.Tensor, painted: torch.Tensor, full: torch.Tensor) -> torch
     """The stylised image at the working size (b, 3, h, w) -> at full size, guided by the photo's detail."""
     if out.shape[-2:] == full.shape[-2:]:
         return out
-    return guided_upsample(out, luminance(painted.to(out)), luminance(full.to(out)))
+    return guided_upsample(out, Fn.luma(painted.to(out)), Fn.luma(full.to(out)))
 
 
 def _mask_weights(masks: Sequence[ImageLike], weights: torch.Tensor, frame: Frame, stride: int) -> torch.Tensor:

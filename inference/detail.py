@@ -19,13 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..models import functional as Fn
-
 from .images import pad_to_multiple
-
-def luminance(image: torch.Tensor) -> torch.Tensor:
-    """RGB (b, 3, h, w) -> luma (b, 1, h, w)."""
-    return Fn.luma(image)
 
 
 def box(x: torch.Tensor, r: int) -> torch.Tensor:

@@ -56,7 +56,7 @@ from ..models import functional as Fn
 from ..models.contract import StyleCodeLike, StyleModel
 from ..models.io import atomic_write
 
-from .detail import Frame, guided_upsample, luminance, resize, working_size
+from .detail import Frame, guided_upsample, resize, working_size
 from .grid import LETTERS
 from .images import IMAGE_EXTENSIONS, ImageLike, fit_size, load_image, save_image, to_pil
 
@@ -266,7 +266,7 @@ class TemporalConfig:
 
 def gray8(image: torch.Tensor) -> np.ndarray:
     """(1, 3, h, w) RGB [0, 1] -> (h, w) uint8 luma, what the flow is estimated on."""
-    return (luminance(image.float())[0, 0].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    return (Fn.luma(image.float())[0, 0].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
 
 
 def optical_flow(dis, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -368,7 +368,7 @@ class TemporalPainter:
                 y = y + mask.to(y.device) * (prev - y)
             self.shot.tracked.append(fraction if mask is not None else 0.0)
             self.shot.out, self.shot.gray = y, gray
-            out = y if y.shape[-2:] == x.shape[-2:] else guided_upsample(y, luminance(xw), luminance(x))
+            out = y if y.shape[-2:] == x.shape[-2:] else guided_upsample(y, Fn.luma(xw), Fn.luma(x))
             out = Fn.preserve_color(out, x, self.preserve_color)
         return out.cpu().clone()
 

@@ -2,8 +2,9 @@
 import pytest
 import torch
 
-from stylemix.inference.detail import (box, guided_upsample, luminance, pad_border, resize, unpad_border,
+from stylemix.inference.detail import (box, guided_upsample, pad_border, resize, unpad_border,
                                        working_size)
+from stylemix.models import functional as Fn
 
 
 def photo(h=96, w=128, seed=0):
@@ -32,7 +33,7 @@ def test_box_is_a_mean_and_keeps_constants():
 def test_guided_upsample_restores_the_photo_when_the_stylisation_is_the_photo():
     full = photo()
     low = resize(full, (48, 64))
-    out = guided_upsample(low, luminance(low), luminance(full))
+    out = guided_upsample(low, Fn.luma(low), Fn.luma(full))
     plain = resize(low, full.shape[-2:])
     err_guided = (out - full).abs().mean().item()
     err_plain = (plain - full).abs().mean().item()
@@ -44,13 +45,13 @@ def test_guided_upsample_adds_no_detail_where_the_stylisation_ignores_the_photo(
     full = photo()
     low_photo = resize(full, (48, 64))
     flat = torch.full((1, 3, 48, 64), 0.3)
-    out = guided_upsample(flat, luminance(low_photo), luminance(full))
+    out = guided_upsample(flat, Fn.luma(low_photo), Fn.luma(full))
     assert torch.allclose(out, torch.full_like(out, 0.3), atol=1e-5)
 
 
 def test_guided_upsample_same_size_is_nearly_identity():
     full = photo()
-    out = guided_upsample(full, luminance(full), luminance(full))
+    out = guided_upsample(full, Fn.luma(full), Fn.luma(full))
     assert torch.allclose(out, full, atol=1e-5)
 
 
