@@ -390,7 +390,11 @@ def _check_args(src: Path, dst: Path, per_image: int, alpha: float, ext: str, ma
                          f"{max_size} and {style_size}")
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
-    image_format(f"x.{ext}")  # ValueError naming the extensions Pillow writes
+    try:
+        image_format(f"x.{ext}")
+    except ValueError:
+        raise ValueError(f"ext {ext!r} is not an image format Pillow can write an RGB image in; use png, jpg, "
+                         f"webp, ...") from None
     check_outputs([dst / f"probe.{ext}"])  # DST (or the folder it would be made in) is writable
 
 

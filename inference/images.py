@@ -13,7 +13,6 @@ import functools
 import io
 import math
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Sequence, Union
@@ -24,11 +23,14 @@ import torch.nn.functional as F
 from einops import rearrange
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
-from ..models.io import atomic_write
+from ..models.io import atomic_write, check_writable
 
 MIN_SIDE = 16  # smallest image side the encoders accept (relu4_1 needs a few pixels after 3 pools)
 MAX_PIXELS = 8192 * 8192  # decompression-bomb guard (64 MP); pass max_pixels=... to change it
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+# Longest side a format can store: libjpeg's JPEG_MAX_DIMENSION, WebP's 14-bit and GIF's 16-bit sizes. Past it
+# Pillow fails only while encoding, unclearly ("broken data stream") or with a traceback (GIF's OverflowError).
+MAX_SIDE = {"JPEG": 65500, "WEBP": 16383, "GIF": 65535}
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
 
@@ -188,22 +190,21 @@ def check_outputs(outputs: Sequence[str | Path], inputs: Sequence[str | Path] = 
             raise ValueError(f"{same} (e.g. -o and --save-labels); give each output its own name")
         seen.update((k, p) for k in keys)
         folder = next(f for f in (p.parent, *p.parent.parents) if f.exists())  # '.' or '/' at the latest
-        if folder not in probed:
-            _check_folder(folder, p)
+        if folder not in probed:  # one probe per folder
+            check_writable(p)
             probed.add(folder)
     return paths
 
 
-def _check_folder(folder: Path, path: Path) -> None:
-    """`folder` (the nearest existing folder above `path`) must accept new files: tried with a temporary file,
-    since permission bits do not tell (root, read-only mounts, /proc)."""
-    if not folder.is_dir():
-        raise ValueError(f"cannot write {path}: {folder} is not a writable folder (it is a file)")
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as e:
-        raise ValueError(f"cannot write {path}: {folder} is not a writable folder ({e.strerror or e})") from None
+def check_image_file(path: str | Path, what: str = "image") -> Path:
+    """`path` as a Path if it names a file, for checking inputs before any work (decoding checks the content):
+    FileNotFoundError 'no such {what}: path', ValueError for a folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{what} {path} is a folder, not an image file")
+    if not path.is_file():
+        raise FileNotFoundError(f"no such {what}: {path}")
+    return path
 
 
 def _identities(p: Path) -> list:
@@ -234,6 +235,9 @@ def save_image(img: Image.Image | torch.Tensor, path: str | Path, metadata: dict
         raise ValueError(f"cannot record metadata in {path}: text metadata is written to .png files only")
     if isinstance(img, torch.Tensor):
         img = to_pil(img)
+    if max(img.size) > MAX_SIDE.get(fmt, math.inf):
+        raise ValueError(f"cannot write {path}: the image is {img.size[0]}x{img.size[1]} px and {fmt} stores at most "
+                         f"{MAX_SIDE[fmt]} px on a side; use .png")
     if fmt == "JPEG" and img.mode not in ("RGB", "L", "CMYK"):
         img = img.convert("RGB")
     opts = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}

@@ -24,7 +24,7 @@ from ..models.device import resolve_device
 from ..models.vgg import VGGEncoder
 from ..training import losses
 
-from .images import load_image, to_pil
+from .images import MAX_PIXELS, load_image, to_pil
 
 CONTENT_LAYERS = ("relu4_1",)
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -256,6 +256,11 @@ def optimize(
     if preserve_color == "match":
         style_full = [Fn.match_color(s, content_full) for s in style_full]
     sizes = pyramid_sizes(*content_full.shape[-2:], scales)
+    for i, s in enumerate(style_full):  # style_scale enlarges the styles: bound them before any VGG pass
+        sh, sw = _style_size(s, sizes[-1], style_scale)
+        if sh * sw > MAX_PIXELS:
+            raise ValueError(f"style_scale={style_scale} makes style {i + 1} {sw}x{sh} px at the result's size, more than "
+                             f"the {MAX_PIXELS // 2**20} MP of the largest image stylemix loads; use a smaller style_scale")
     image = resize(_initial(init, content_full, style_full, w, seed, device, init_model), sizes[0])
 
     loss_weights = {"content": content_weight, "style": style_weight, "tv": tv_weight}

@@ -80,9 +80,9 @@ def feather(span: Span, first: bool, last: bool, width: int) -> torch.Tensor:
 
 
 def check_tiling(tile: int, halo: int, width: int, stride: int) -> None:
-    """Tile, halo and feather must be positive multiples of the stride that leave a core."""
-    if tile % stride or halo % stride or tile <= 0 or halo < 0:
-        raise ValueError(f"tile ({tile}) and halo ({halo}) must be non-negative multiples of the model stride {stride}")
+    """Tile and halo must be positive multiples of the stride, the feather at most the halo, leaving a core."""
+    if tile % stride or halo % stride or tile <= 0 or halo <= 0:  # halo 0 leaves no room for the feather
+        raise ValueError(f"tile ({tile}) and halo ({halo}) must be positive multiples of the model stride {stride}")
     if width < 1 or width > halo:
         raise ValueError(f"feather ({width}) must be between 1 and the halo ({halo})")
     if tile - 2 * halo < max(2 * width, stride):

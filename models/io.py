@@ -193,12 +193,29 @@ def atomic_write(path: str | Path, write: typing.Callable[[str], None]) -> None:
         raise
 
 
+def check_writable(path: str | Path) -> None:
+    """ValueError naming `path` unless `atomic_write` could write it: the nearest existing folder above it must be a
+    folder that accepts new files (tried with a temporary file, since permission bits do not tell: root, read-only
+    mounts, /proc). For checking outputs before any work."""
+    path = Path(path)
+    folder = next(f for f in (path.parent, *path.parent.parents) if f.exists())  # '.' or '/' at the latest
+    if not folder.is_dir():
+        raise ValueError(f"cannot write {path}: {folder} is not a writable folder (it is a file)")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise ValueError(f"cannot write {path}: {folder} is not a writable folder ({e.strerror or e})") from None
+
+
 def save_json(path: str | Path, data: dict) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n"))
 
 
 def load_json(path: str | Path) -> dict:
     path = Path(path)
+    if path.is_dir():
+        raise WeightsError(f"{path} is a folder, not a JSON config file")
     if not path.is_file():
         raise WeightsError(f"missing config file: {path}")
     try:

@@ -158,6 +158,7 @@ def test_bad_masks_and_tiles_exit_2_before_loading(files, capsys, tmp_path):
         (["-s", a, "--tile", 64, "--modes", 2], "cannot be combined"),
         (["-s", a, "--tile", 60], "multiples of the model stride"),
         (["-s", a, "--tile", 128, "--halo", 64], "too small for halo"),
+        (["-s", a, "--tile", 64, "--halo", 0], "positive multiples of the model stride"),  # not an inner 'feather'
         (["-s", a, "--max-size", -3], "--max-size"),
     ]
     for extra, needle in cases:  # --model names nothing: these must fail before any model loads
@@ -322,6 +323,8 @@ def test_outputs_are_checked_before_the_model_loads(files, capsys, tmp_path):
         assert_one_line_error(rc, err, *needles)
     rc, _, err = run(["demo", "-o", "/proc/d.png"], capsys)  # the sweep beside it is checked too
     assert_one_line_error(rc, err, "not a writable folder")
+    rc, _, err = run(["demo", "-o", tmp_path / "d.png", "--max-size", 0], capsys)
+    assert_one_line_error(rc, err, "--max-size must be at least 16 pixels, got 0")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png", "in"]  # nothing written, no temp files
 
 
@@ -573,6 +576,7 @@ def test_convert_bad_files(tmp_path, capsys):
         (["weights", "convert", "adain", "--vgg", tmp_path / "short.pth", "--decoder", tmp_path / "short.pth",
           "-o", tmp_path / "o"], "expected 16 convs"),
         (["weights", "info", tmp_path / "nodir"], "no such weights dir"),
+        (["weights", "info", tmp_path / "junk.pth"], "junk.pth is a file; give a weights dir"),
     ]
     for argv, needle in cases:
         rc, _, err = run(argv, capsys)

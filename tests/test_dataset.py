@@ -338,7 +338,7 @@ def test_cli_bad_input_is_one_line(case, tree, tiny_model_dir, capsys, monkeypat
     elif case == "per-image":
         extra, needle = ["--per-image", "0"], "per-image"
     elif case == "ext":
-        extra, needle = ["--ext", "xyz"], ".xyz"
+        extra, needle = ["--ext", "xyz"], "ext 'xyz' is not an image format"  # not the probe name 'x.xyz'
     elif case == "torchrun":
         monkeypatch.setenv("RANK", "0")
         monkeypatch.setenv("WORLD_SIZE", "2")

@@ -268,11 +268,23 @@ def test_cli_grid_row_square_and_alpha(tmp_path, model_dir, files, capsys):
     (["-s", "A", "-s", "B", "-s", "C", "--alpha-axis"], "exactly 2 styles"),
     (["-s", "A:0.5", "-s", "B"], "set by the grid"),
     (["-s", "A", "-s", "B", "--alpha", "2"], r"\[0, 1\]"),
+    (["-s", "A", "-s", "B", "-s", "C", "-s", "D", "--steps", "100000"],  # (not 10^10 cells, or an allocation error)
+     r"--steps 100000 at --cell-size 256 makes a grid of up to 25600000x25600000 px \(10000000000 cells\)"),
+    (["-s", "A", "-s", "B", "--steps", "2000"], "lower --steps or --cell-size"),  # not hours of work first
 ])
 def test_cli_grid_bad_inputs(tmp_path, files, capsys, argv, message):
     assert main(["grid", str(files[0]), *argv, "-o", str(tmp_path / "g.png")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("stylemix grid: error:") and __import__("re").search(message, err), err
+
+
+def test_cli_a_folder_as_content_is_named_a_folder(tmp_path, files, capsys):
+    nomodel = ["--model", str(tmp_path / "nomodel"), "-o", str(tmp_path / "g.png")]  # fails before any model loads
+    for argv in (["grid", str(tmp_path), "-s", str(files[1]), "-s", str(files[2])], ["sheet", str(tmp_path)],
+                 ["optimize", str(tmp_path), "-s", str(files[1])], ["optimize", str(files[0]), "-s", str(tmp_path)]):
+        assert main([*argv, *nomodel]) == 2
+        err = capsys.readouterr().err
+        assert f"{tmp_path} is a folder, not an image file" in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_cli_grid_unknown_style_name_suggests(tmp_path, model_dir, files, capsys):
@@ -290,4 +302,7 @@ def test_cli_sheet(tmp_path, model_dir, files, capsys):
                  "-o", str(out)]) == 0
     assert "5 styles" in capsys.readouterr().out
     assert Image.open(out).size[0] == 3 * 32 + 2 * 4  # content + 5 styles in a 3 x 2 sheet
+    assert main(["sheet", str(files[0]), "--match", "baroque", "--cell-size", "32", "--cols", "100", "--model",
+                 str(model_dir), "-o", str(out)]) == 0
+    assert Image.open(out).size[0] == 6 * 32 + 5 * 4  # one row of 6 cells, not 100 columns, 94 of them blank
     assert main(["sheet", str(files[0]), "--match", "nope", "-o", str(out)]) == 2

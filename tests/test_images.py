@@ -258,6 +258,15 @@ def test_save_errors(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["file"]
 
 
+@pytest.mark.parametrize("ext, side", [(".jpg", 65501), (".webp", 16384), (".gif", 65536)])
+def test_save_refuses_a_size_the_format_cannot_store(tmp_path, ext, side):
+    # Pillow fails only while encoding: "broken data stream" (JPEG), a message without the path (WebP), or an
+    # OverflowError traceback (GIF)
+    with pytest.raises(ValueError, match=rf"o\{ext}: the image is {side}x16 px .* at most"):
+        save_image(Image.new("RGB", (side, 16)), tmp_path / f"o{ext}")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_load_mask():
     m = load_mask(np.array([[0, 255], [128, 255]], np.uint8))
     assert m.shape == (1, 1, 2, 2) and m[0, 0, 0, 1] == 1.0

@@ -127,6 +127,8 @@ def test_missing_or_corrupt_files_are_named(tiny_model, tmp_path):
         load_json(out / "config.json")
     with pytest.raises(WeightsError, match="missing config file"):
         load_json(tmp_path / "nowhere.json")
+    with pytest.raises(WeightsError, match="is a folder, not a JSON config file"):
+        load_json(tmp_path)
 
 
 def test_unknown_field_in_a_model_config_json_fails_the_load(tiny_model, tmp_path):

@@ -130,7 +130,10 @@ def test_bad_input_exits_2_with_one_line(capsys, tmp_path, monkeypatch):
     _one_line_error(capsys, ["weights", "export-onnx", missing, "-o", tmp_path / "m.png"], "m.png", ".onnx file")
     (tmp_path / "d.onnx").mkdir()
     _one_line_error(capsys, ["weights", "export-onnx", missing, "-o", tmp_path / "d.onnx"], "d.onnx", "is a folder")
+    (tmp_path / "afile").write_text("x")  # the output's folder is a file: refused before the model loads
+    _one_line_error(capsys, ["weights", "export-onnx", missing, "-o", tmp_path / "afile" / "m.onnx"],
+                    "cannot write", "afile is not a writable folder")
     monkeypatch.setattr(onnx_export, "ONNX_PACKAGES", ("onnx", "no_such_onnx_package"))
     _one_line_error(capsys, ["weights", "export-onnx", missing, "-o", tmp_path / "m.onnx"], "no_such_onnx_package",
                     "pip install 'stylemix[onnx]'")
-    assert [p.name for p in tmp_path.iterdir()] == ["d.onnx"]  # nothing written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "d.onnx"]  # nothing written

@@ -175,7 +175,9 @@ def test_bad_weights(images, encoder, weights, match):
 @pytest.mark.parametrize("kw,match", [({"optimizer": "sgd"}, "optimizer"), ({"init": "zeros"}, "init"),
                                       ({"preserve_color": "hsv"}, "preserve_color"), ({"steps": -1}, "steps"),
                                       ({"style_weight": -1.0}, "style_weight"), ({"lr": 0.0}, "lr"),
-                                      ({"scales": 5}, "fewer scales")])
+                                      ({"scales": 5}, "fewer scales"),
+                                      # refused before a 48000 x 48000 px style reaches the encoder (an OOM kill)
+                                      ({"style_scale": 1000.0}, "style_scale=1000.0 makes style 1 48000x48000 px")])
 def test_bad_options(images, encoder, kw, match):
     with pytest.raises(ValueError, match=match):
         _run(images, encoder, **kw)

@@ -55,7 +55,7 @@ def test_feather_weights_sum_to_one():
 
 def test_bad_tiling_parameters(shallow_model):
     codes = _codes(shallow_model)
-    for tile, halo, msg in [(41, 16, "multiples"), (32, 16, "too small"), (64, 0, "feather")]:
+    for tile, halo, msg in [(41, 16, "multiples"), (32, 16, "too small"), (64, 0, "positive multiples"), (64, 2, "feather")]:
         with pytest.raises(ValueError, match=msg):
             T.stylize_tiled(shallow_model, _image(0, 32, 32), codes, torch.tensor([0.5, 0.5]), tile=tile, halo=halo,
                             width=4)

@@ -397,6 +397,19 @@ def test_bad_training_configs_fail_before_anything_runs(tmp_path, capsys, file_t
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("argv, needle", [
+    (["--threads", "-1"], "--threads must be a number of CPU threads >= 1 (0 = torch's choice), got -1"),
+    (["--config", "."], "is a folder, not a JSON config file"),
+])
+def test_bad_training_flags_fail_before_anything_runs(tmp_path, capsys, monkeypatch, argv, needle):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main([*argv, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("stylemix train: error:") and len(err.strip().splitlines()) == 1, err
+    assert needle in err, err
+    assert not (tmp_path / "run").exists()
+
+
 def test_stytr2_training_configs_are_checked_too(tmp_path, capsys):
     assert cli.main(["--model", "stytr2", "--out", str(tmp_path / "run"), "--set", "model.heads=two"]) == 2
     assert "config field model.heads must be an integer" in capsys.readouterr().err

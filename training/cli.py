@@ -136,6 +136,8 @@ def recipe_of(config: dict) -> tuple[Recipe, Any]:
 def drive(args: argparse.Namespace, recipe: Recipe) -> int:
     """Print the config, export a checkpoint, or train, as the flags say. Returns the exit code."""
     try:
+        if args.threads < 0:
+            raise ValueError(f"--threads must be a number of CPU threads >= 1 (0 = torch's choice), got {args.threads}")
         cfg = recipe.build_config(args.config, args.set)
         if args.print_config:
             print(json.dumps(to_dict(cfg), indent=2))

@@ -36,6 +36,8 @@ def run(args) -> int:
     out = Path(args.output)
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
         raise UsageError(f"output must end in .png, .jpg or .webp, got {out.name!r}")
+    if args.max_size < 16:
+        raise UsageError(f"--max-size must be at least 16 pixels, got {args.max_size}")
     specs = [parse_style_spec(s) for s in (args.style or DEFAULT_STYLES)]
     names = [n for n, _ in specs]
     weights = [1.0 if w is None else w for _, w in specs]

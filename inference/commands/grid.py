@@ -67,7 +67,7 @@ def run(args) -> int:
     from ..api import Stylizer
     from .stylize import parse_style_spec
     from ..grid import LETTERS
-    from ..images import check_outputs, save_image
+    from ..images import MAX_PIXELS, check_image_file, check_outputs, save_image
 
     specs = [parse_style_spec(s) for s in args.style]
     sources = [s for s, _ in specs]
@@ -81,10 +81,13 @@ def run(args) -> int:
         raise UsageError("--cell-size and --style-size must be at least 16 pixels")
     if (args.batch_size is not None and args.batch_size < 1):
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
-    content = Path(args.content)
-    if not content.is_file():
-        raise FileNotFoundError(f"no such content image: {content}")
+    content = check_image_file(args.content, "content image")
     rows = 1 if layout in ("row", "alpha") else args.steps
+    width, height = args.steps * args.cell_size, rows * args.cell_size  # cells are at most --cell-size on a side
+    if width * height > MAX_PIXELS:  # the cells are held in memory until the grid is written
+        raise UsageError(f"--steps {args.steps} at --cell-size {args.cell_size} makes a grid of up to {width}x{height} "
+                         f"px ({rows * args.steps} cells), more than the {MAX_PIXELS // 2**20} MP of the largest image "
+                         f"stylemix loads; lower --steps or --cell-size")
     cell_files = []
     if args.cells:
         if Path(args.cells).exists() and not Path(args.cells).is_dir():

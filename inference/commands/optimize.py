@@ -60,7 +60,7 @@ def add_parser(sub) -> None:
 
 def _check(args) -> tuple[list[str], list[float], Path]:
     """Validate everything cheap before the encoder loads. Returns (style paths, weights, output)."""
-    from ..images import check_outputs
+    from ..images import check_image_file, check_outputs
 
     specs = [parse_style_spec(s) for s in args.style]
     sources = [s for s, _ in specs]
@@ -68,11 +68,10 @@ def _check(args) -> tuple[list[str], list[float], Path]:
     if sum(weights) <= 0:
         raise UsageError("all --style weights are zero; at least one must be positive")
     for s in sources:
-        if not Path(s).is_file():
+        if not Path(s).exists():
             raise FileNotFoundError(f"style image not found: {s} (optimize needs style image files)")
-    content = Path(args.content)
-    if not content.is_file():
-        raise FileNotFoundError(f"no such content image: {content}")
+        check_image_file(s, "style image")
+    content = check_image_file(args.content, "content image")
     if args.max_size < 16:
         raise UsageError(f"--max-size must be at least 16 pixels, got {args.max_size}")
     if args.steps < 0:

@@ -34,7 +34,7 @@ def run(args) -> int:
     from .. import styles as S
     from ..api import Stylizer
     from ..grid import grid_image
-    from ..images import check_outputs, load_image, save_image
+    from ..images import check_image_file, check_outputs, load_image, save_image
 
     names = sorted(S.builtin_styles()) + (sorted(n for n in S.user_styles() if n not in S.builtin_styles())
                                           if args.user else [])
@@ -47,9 +47,7 @@ def run(args) -> int:
         raise UsageError(f"--alpha must be in [0, 1], got {args.alpha}")
     if args.cell_size < 16 or args.cols < 0 or (args.batch_size is not None and args.batch_size < 1):
         raise UsageError("--cell-size must be at least 16, --cols non-negative and --batch-size at least 1")
-    content = Path(args.content)
-    if not content.is_file():
-        raise FileNotFoundError(f"no such content image: {content}")
+    content = check_image_file(args.content, "content image")
     check_outputs([Path(args.output)], [content])
 
     stylizer = Stylizer.from_pretrained(args.model, device=args.device, encoder=args.encoder, dtype=args.dtype)
@@ -60,7 +58,7 @@ def run(args) -> int:
     original = load_image(content, args.cell_size)[..., : cells.shape[-2], : cells.shape[-1]]
     cells = torch.cat([original, cells])
     labels = None if args.no_labels else ["content", *names]
-    cols = args.cols or math.ceil(math.sqrt(len(cells)))
+    cols = min(args.cols, len(cells)) or math.ceil(math.sqrt(len(cells)))  # more columns would only add blank cells
     rows = math.ceil(len(cells) / cols)
     pad = rows * cols - len(cells)  # blank cells fill the last row
     cells = torch.cat([cells, torch.ones(pad, *cells.shape[1:])])

@@ -143,6 +143,8 @@ def describe(directory: str | Path) -> dict:
     path = Path(directory)
     if not path.is_dir() and (shipped_weights() / str(directory)).is_dir():
         path = shipped_weights() / str(directory)
+    if path.is_file():
+        raise WeightsError(f"{directory} is a file; give a weights dir (config.json and .safetensors files)")
     if not path.is_dir():
         raise FileNotFoundError(f"no such weights dir: {directory}")
     files = {}
@@ -195,6 +197,7 @@ def _info(args) -> int:
 
 
 def _export_onnx(args) -> int:
+    from ...models.io import check_writable
     from ...models.pretrained import load_model
     from ..onnx_export import export_onnx, require_onnx
 
@@ -203,6 +206,7 @@ def _export_onnx(args) -> int:
         raise UsageError(f"-o {out}: the output must be a .onnx file")
     if out.is_dir():
         raise UsageError(f"-o {out} is a folder; give the .onnx file to write")
+    check_writable(out)  # before the export, not after it
     try:
         require_onnx()  # before the model loads
     except ImportError as e:
