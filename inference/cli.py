@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 # Subcommand modules, in the order `stylemix --help` lists them.
@@ -16,6 +17,26 @@ COMMANDS = ["demo", "stylize", "grid", "sheet", "styles", "weights", "optimize",
 
 class UsageError(Exception):
     """Bad input from the user: printed as one line, exit code 2."""
+
+
+# What to try when a command runs out of memory (an input too large for this machine, not a bug).
+MEMORY_HINTS = {"stylize": "--tile 512 keeps memory bounded at any size; or a smaller --max-size or a larger --style-scale",
+                "grid": "a smaller --cell-size or fewer --steps", "sheet": "a smaller --cell-size",
+                "optimize": "a smaller --max-size or --style-scale", "video": "a smaller --max-size",
+                "demo": "a smaller --max-size"}
+MEMORY_HINT = "the input is too large for this machine's memory"
+
+
+def out_of_memory(e: BaseException) -> str | None:
+    """What a failed allocation (CPU or GPU) asked for, in words, or None when `e` is something else."""
+    text = str(e)
+    if not (isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or "can't allocate memory" in text):
+        return None
+    if m := re.search(r"allocate (\d+) bytes", text):  # the CPU allocator
+        return f"could not allocate {int(m.group(1)) / 2**30:.1f} GiB"
+    if m := re.search(r"[Tt]ried to allocate ([\d.]+ [KMGT]?i?B)", text):  # CUDA
+        return f"could not allocate {m.group(1)}"
+    return "an allocation failed"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except (UsageError, ValueError, FileNotFoundError, WeightsError, ConversionError, PermissionError, OSError) as e:
         print(f"stylemix {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as e:
+        reason = out_of_memory(e)
+        if reason is None:
+            raise  # a bug: keep the traceback
+        hint = MEMORY_HINTS.get(args.command, MEMORY_HINT)
+        print(f"stylemix {args.command}: error: out of memory ({reason}); {hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"stylemix {args.command}: interrupted", file=sys.stderr)

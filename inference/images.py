@@ -196,6 +196,31 @@ def check_outputs(outputs: Sequence[str | Path], inputs: Sequence[str | Path] = 
     return paths
 
 
+def check_side_limit(path: str | Path, size: tuple[int, int]) -> None:
+    """Refuse an image of `size` (h, w) for `path` when its format cannot store it (JPEG, WebP and GIF cap the side);
+    Pillow would fail only while encoding, with a message that does not say why. Raises ValueError."""
+    fmt = image_format(path)
+    h, w = size
+    if max(h, w) > MAX_SIDE.get(fmt, math.inf):
+        raise ValueError(f"cannot write {path}: the image is {w}x{h} px and {fmt} stores at most {MAX_SIDE[fmt]} px "
+                         f"on a side; use .png")
+
+
+def planned_size(path: str | Path, max_size: int | None = None) -> tuple[int, int] | None:
+    """(h, w) that `load_image(path, max_size)` will give, upright, read from the file's header without decoding
+    it (to refuse an output before the work); None when the header cannot be read (loading it says why)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                w, h = img.size
+                if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF: stored on its side
+                    h, w = w, h
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+        return None
+    return fit_size((h, w), max_size) if max_size else (h, w)
+
+
 def check_image_file(path: str | Path, what: str = "image") -> Path:
     """`path` as a Path if it names a file, for checking inputs before any work (decoding checks the content):
     FileNotFoundError 'no such {what}: path', ValueError for a folder."""
@@ -235,9 +260,7 @@ def save_image(img: Image.Image | torch.Tensor, path: str | Path, metadata: dict
         raise ValueError(f"cannot record metadata in {path}: text metadata is written to .png files only")
     if isinstance(img, torch.Tensor):
         img = to_pil(img)
-    if max(img.size) > MAX_SIDE.get(fmt, math.inf):
-        raise ValueError(f"cannot write {path}: the image is {img.size[0]}x{img.size[1]} px and {fmt} stores at most "
-                         f"{MAX_SIDE[fmt]} px on a side; use .png")
+    check_side_limit(path, img.size[::-1])
     if fmt == "JPEG" and img.mode not in ("RGB", "L", "CMYK"):
         img = img.convert("RGB")
     opts = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}

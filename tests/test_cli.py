@@ -113,6 +113,23 @@ def test_stylize_folder_skips_bad_files_and_fails(tiny_model_dir, files, capsys)
     assert (files["dir"] / "o" / "c.png").is_file()
 
 
+def test_stylize_refuses_an_output_its_format_cannot_store_before_loading_the_model(files, capsys, monkeypatch):
+    from stylemix.inference import Stylizer
+
+    wide = _png(files["dir"] / "wide.png", 3, 16, 16400)  # WebP stores at most 16383 px on a side
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the output size was checked")
+
+    monkeypatch.setattr(Stylizer, "from_pretrained", no_model)
+    out = files["dir"] / "o.webp"
+    rc, _, err = run(["stylize", wide, "-s", files["a"], "--max-size", 0, "-o", out], capsys)
+    assert_one_line_error(rc, err, str(out), "16400x16 px", "WEBP stores at most 16383")
+    assert not out.exists()
+    with pytest.raises(AssertionError, match="the model was loaded"):  # within the limit: the check lets it through
+        run(["stylize", wide, "-s", files["a"], "--max-size", 16383, "-o", out], capsys)
+
+
 def test_stylize_masks_match_the_api_and_split_the_image(tiny_model_dir, files, capsys):
     from stylemix.inference import Stylizer
 
@@ -181,6 +198,26 @@ def test_output_equal_to_input_is_refused(tiny_model_dir, files, capsys):
     rc, _, err = run(["stylize", files["content"], "-s", files["a"], "--model", tiny_model_dir, "-o", files["a"]], capsys)
     assert_one_line_error(rc, err, "is one of the inputs")
     assert files["a"].read_bytes() == a_before
+
+
+def test_running_out_of_memory_is_one_line_with_what_to_try(tiny_model_dir, files, capsys, monkeypatch):
+    from stylemix.inference import Stylizer
+
+    def too_large(*args, **kwargs):  # a real failed allocation: the CPU allocator's own error
+        return torch.empty(1 << 60, dtype=torch.uint8)
+
+    monkeypatch.setattr(Stylizer, "stylize", too_large)
+    out = files["dir"] / "o.png"
+    rc, _, err = run(["stylize", files["content"], "-s", files["a"], "--model", tiny_model_dir, "-o", out], capsys)
+    assert_one_line_error(rc, err, "out of memory (could not allocate 1073741824.0 GiB)", "--tile 512")
+    assert not out.exists()
+
+    def bug(*args, **kwargs):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(Stylizer, "stylize", bug)
+    with pytest.raises(RuntimeError, match="shape mismatch"):  # any other RuntimeError is a bug: its traceback stays
+        run(["stylize", files["content"], "-s", files["a"], "--model", tiny_model_dir, "-o", out], capsys)
 
 
 def test_bad_inputs_exit_2_with_one_line(tiny_model_dir, files, capsys, tmp_path):

@@ -208,7 +208,7 @@ def run(args) -> int:
 
     from ...models.functional import validate_weights
     from ..api import Stylizer
-    from ..images import check_outputs, save_image
+    from ..images import check_outputs, check_side_limit, planned_size, save_image
 
     specs = [parse_style_spec(s) for s in args.style]
     sources = [s for s, _ in specs]
@@ -229,6 +229,8 @@ def run(args) -> int:
     labels = check_modes(args, sources, many)
     masks = check_masks_and_tiles(args, len(sources))
     check_outputs(outputs + labels, files + style_files + masks)
+    for src, dst in zip(files, outputs):  # e.g. a wide panorama to .webp: refused from the header, before any work
+        check_side_limit(dst, planned_size(src, max_size or None) or (0, 0))
     norm = validate_weights(weights, len(weights)).tolist()  # what the model blends with (no overflow)
     if outputs != [Path(args.output)] and not args.overwrite:  # folder mode: keep what an earlier run wrote
         todo = [(f, o) for f, o in zip(files, outputs) if not o.exists()]
