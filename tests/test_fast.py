@@ -262,6 +262,22 @@ def test_missing_fast_weights_name_the_distillation_command(tmp_path, monkeypatc
         Stylizer.from_pretrained("adain-fast")
 
 
+def test_the_shipped_fast_draft_loads_by_name_and_blends_its_built_in_styles():
+    """weights/adain-fast-draft as shipped: found by its name, it paints the bank's names with its own codes,
+    weights (1, 0) give the first style exactly, and a 50/50 blend is neither end."""
+    fast = Stylizer.from_pretrained("adain-fast-draft", dtype="fp32")
+    assert isinstance(fast.model, FastModel)
+    names = sorted(pretrained.model_styles("adain-fast-draft"))
+    assert len(names) >= 30  # the bank's built-in names, encoded by the fast model's own encoder
+    a, b = names[0], names[-1]
+    x = _image(5, 96, 128)
+    first, half, last = (fast.stylize(x, [a, b], weights=w, return_tensor=True) for w in ([1, 0], [1, 1], [0, 1]))
+    assert torch.equal(first, fast.stylize(x, a, return_tensor=True))
+    ends = float((first - last).abs().mean())
+    assert ends > 0.02  # the two styles paint differently
+    assert float((half - first).abs().mean()) > 0.2 * ends and float((half - last).abs().mean()) > 0.2 * ends
+
+
 # --- distillation ---------------------------------------------------------------------------------------
 
 def _folders(root: Path, n: int = 4) -> DataConfig:
