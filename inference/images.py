@@ -214,7 +214,7 @@ def planned_size(path: str | Path, max_size: int | None = None) -> tuple[int, in
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 w, h = img.size
-                if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF: stored on its side
+                if img.getexif().get(0x0112, 1) in _SIDEWAYS:
                     h, w = w, h
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
         return None
@@ -282,6 +282,7 @@ def save_image(img: Image.Image | torch.Tensor, path: str | Path, metadata: dict
 _UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
             5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
             8: Image.Transpose.ROTATE_90}
+_SIDEWAYS = (5, 6, 7, 8)  # EXIF orientations stored on their side: width and height swap once upright
 # Modes Image.reduce averages correctly; others are converted first (as _pil_to_tensor would convert them).
 _REDUCIBLE = ("L", "I", "F", "RGB", "RGBA", "LA")
 
@@ -328,7 +329,7 @@ def _open(path: Path, max_pixels: int | None, max_size: int | None = None) -> tu
             raise ValueError(f"{path} is corrupt or truncated ({e})") from None
     if orientation in _UPRIGHT:
         img = img.transpose(_UPRIGHT[orientation])
-    return img, ((w, h) if orientation in (5, 6, 7, 8) else (h, w))
+    return img, ((w, h) if orientation in _SIDEWAYS else (h, w))
 
 
 def _working_mode(img: Image.Image) -> str:
