@@ -260,6 +260,9 @@ def test_missing_fast_weights_name_the_distillation_command(tmp_path, monkeypatc
     monkeypatch.setattr(pretrained, "shipped_weights", lambda: tmp_path)
     with pytest.raises(WeightsError, match=r"no adain-fast weights .*stylemix train --model adain-fast"):
         Stylizer.from_pretrained("adain-fast")
+    (tmp_path / "adain-fast-draft").mkdir()  # a draft installed beside: the message names it
+    with pytest.raises(WeightsError, match=r"no adain-fast weights .*a draft of it is installed: 'adain-fast-draft'"):
+        Stylizer.from_pretrained("adain-fast")
 
 
 def test_the_shipped_fast_draft_loads_by_name_and_blends_its_built_in_styles():

@@ -86,8 +86,10 @@ class DataConfig:
 
 
 def rescale(x: torch.Tensor, s: float) -> torch.Tensor:
-    """Resize (b, 3, h, w) by factor s (bilinear, antialiased when shrinking)."""
-    return F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False, antialias=s < 1)
+    """Resize (b, 3, h, w) by factor s (bilinear, antialiased when shrinking), in float32 and back to x's dtype:
+    PyTorch has no antialiased kernel for bf16 (what the decoder gives under bf16 autocast)."""
+    y = F.interpolate(x.float(), scale_factor=s, mode="bilinear", align_corners=False, antialias=s < 1)
+    return y.to(x.dtype)
 
 
 class StyleStatsCache:
