@@ -128,9 +128,9 @@ class Stylizer:
             if str(name_or_path) == "stytr2":
                 raise WeightsError(NO_STYTR2.format(where=pretrained.shipped_weights() / "stytr2")) from None
             if str(name_or_path) == "adain-fast":
-                draft = pretrained.shipped_weights() / "adain-fast-draft"
-                hint = f"; a draft of it is installed: {draft.name!r}" if draft.is_dir() else ""
-                raise WeightsError(NO_FAST.format(where=pretrained.shipped_weights() / "adain-fast") + hint) from None
+                shipped = pretrained.shipped_weights()
+                hint = "; a draft of it is installed: 'adain-fast-draft'" if (shipped / "adain-fast-draft").is_dir() else ""
+                raise WeightsError(NO_FAST.format(where=shipped / "adain-fast") + hint) from None
             raise WeightsError(f"{e}; pass a model directory (config.json + decoder.safetensors)") from None
         name = None if name_or_path is None else str(name_or_path)
         model, _ = pretrained.load_model(name, encoder, device, log=_log_stderr)
