@@ -3,8 +3,9 @@ graph that runs wherever an ONNX runtime does, without PyTorch.
 
     inputs   content                 float32 (1, 3, H, W)   RGB in [0, 1]; H, W free, each at least MIN_SIDE
              mean_<tap>, std_<tap>   float32 (K, C_tap)     the K styles' StyleCodes, stacked (K free); one pair per
-                                                            tap the decoder reads, in the encoder's order
-                                                            (s1, s2, s4, s8 for adain-fast)
+                                                            tap mixing reads (`code_taps`): the decoder's, in the
+                                                            encoder's order (s1, s2, s4, s8 for adain-fast), then
+                                                            a style hint's VGG taps (relu1_1, ...) if it has one
              weights                 float32 (K,)           normalised blend weights (non-negative, summing to 1)
              alpha                   float32 ()             content/style trade-off in [0, 1]
     output   image                   float32 (1, 3, H, W)   in [0, 1]
@@ -63,7 +64,7 @@ class StylizeGraph(nn.Module):
     def __init__(self, model: StatisticsMixing):
         super().__init__()
         self.model = model
-        self.taps = tuple(t for t in model.style_taps if t in model.mix_taps)  # a StyleCode's order, used taps only
+        self.taps = model.code_taps  # a StyleCode's order, used taps only (a style hint's VGG taps too)
 
     def forward(self, content: torch.Tensor, means: dict[str, torch.Tensor], stds: dict[str, torch.Tensor],
                 weights: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:

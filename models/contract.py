@@ -120,6 +120,17 @@ class StatisticsModel(StyleModel, Protocol):
         """Id of the encoder codes are computed with (saved style codes record it)."""
         ...
 
+    @property
+    def code_taps(self) -> tuple[str, ...]:
+        """Taps of a StyleCode that mixing reads (`mix_taps`, and e.g. a style hint's VGG taps), in code order."""
+        ...
+
+    @property
+    def style_encoder_request(self) -> tuple[str, tuple[str, ...]] | None:
+        """(encoder preset or dir, taps) of a second, frozen encoder that style codes also need, which the loader
+        gives the model with `attach_style_encoder(encoder)`; None for models that need none."""
+        ...
+
     def encode_content(self, images: torch.Tensor) -> dict[str, torch.Tensor]: ...
 
     def decode(self, targets: dict[str, torch.Tensor]) -> torch.Tensor:

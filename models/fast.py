@@ -4,7 +4,9 @@
       -> FastEncoder   one 3x3 conv per resolution, stride 2 from the second on: taps s1 (1/1), s2 (1/2), s4, s8,
                        each optionally followed by residual blocks (`level_blocks`; `blocks` at the deepest tap)
       -> mixing        AdaIN towards the weighted blend of K StyleCodes at s8 and at every skip
-                       (mixing.StatisticsMixing, the code the default model runs)
+                       (mixing.StatisticsMixing, the code the default model runs); with a style hint
+                       (config.style_hint, StyleHint) each code is first corrected from a VGG's statistics
+                       of the same style image, which its StyleCode carries beside the encoder's
       -> FastDecoder   residual blocks at s8; per level up: narrowing conv, bilinear x2, the mixed skip
                        concatenated, a fusing conv, that level's residual blocks; a last conv to RGB
 
@@ -37,15 +39,18 @@ from torch import nn
 from .contract import Capabilities
 from .decoder import upsample2x
 from .io import check_value
-from .mixing import StatisticsMixing
+from . import functional as Fn
+from .mixing import StatisticsMixing, StyleCode
 from .registry import register_model
+from .vgg import tap_channels as vgg_channels
 
 PADDINGS = ("zeros", "reflect")
+HINT_CHANNELS = {f"relu{b}_1": vgg_channels("vgg16", f"relu{b}_1") for b in range(1, 6)}  # taps a hint may read
 
 
 @dataclass
 class FastConfig:
-    """Widths per resolution, residual blocks, skips."""
+    """Widths per resolution, residual blocks, skips, and an optional style hint (StyleHint)."""
 
     widths: tuple[int, ...] = (8, 16, 48, 96)  # channels of taps s1, s2, s4, s8 (tap s{2**i} has widths[i])
     blocks: int = 1  # residual blocks at the deepest tap, in the encoder and again in the decoder
@@ -54,6 +59,8 @@ class FastConfig:
     skips: tuple[str, ...] = ("s4", "s2", "s1")  # shallower taps mixed and concatenated on the way up
     padding: str = "zeros"  # conv padding: 'zeros' or 'reflect' (~25 % slower, see the module docstring)
     encoder_id: str = "adain-fast"  # id of the encoder's weights, recorded in style codes (export adds a hash)
+    style_hint: tuple[str, ...] = ()  # VGG taps whose style statistics correct the code (StyleHint); () = off
+    style_hint_encoder: str = "vgg16-hed"  # the VGG those statistics come from (a preset or encoder dir)
 
     def __post_init__(self):  # value checks; from_dict has checked the types
         check_value("widths", list(self.widths), len(self.widths) >= 2 and all(w >= 1 for w in self.widths),
@@ -66,6 +73,9 @@ class FastConfig:
         deepest, known = tap_names(len(self.widths))[-1], tap_names(len(self.widths))
         bad = [s for s in self.skips if s not in known or s == deepest]
         check_value("skips", list(self.skips), not bad, f"taps among {list(known[:-1])} (shallower than {deepest})")
+        check_value("style_hint", list(self.style_hint),
+                    all(t in HINT_CHANNELS for t in self.style_hint) and len(set(self.style_hint)) == len(self.style_hint),
+                    f"() or distinct VGG taps among {list(HINT_CHANNELS)}")
 
     def blocks_per_tap(self) -> tuple[int, ...]:
         """Residual blocks per tap, shallowest first (the deepest tap's are `blocks`)."""
@@ -150,6 +160,55 @@ class FastDecoder(nn.Module):
         return self.to_rgb(x) + 0.5  # mirrors the encoder's `image - 0.5`: a fresh decoder starts at mid-grey
 
 
+class StyleHint(nn.Module):
+    """A correction of the student's style code from a VGG's statistics of the same style image.
+
+    The student's own code (mean/std of its shallow encoder's channels: 168 in the shipped widths) cannot say what
+    the teacher's VGG channels (960 at relu1_1..relu4_1) say about a style's strokes; this maps those linearly to a
+    shift of the code's means and a log-scale of its stds at every tap the decoder reads:
+
+        mean' = mean + A_t z / sqrt(n)        std' = std * exp(B_t z / sqrt(n))
+
+    z (n values) is log1p of each VGG tap's channel means and stds, standardised over that tap's channels (so it
+    is O(1) whatever the tap's scale, and says how a style differs across channels, not how bright it is), and
+    1/sqrt(n) keeps Adam's per-weight steps from moving the outputs by ~lr * n per step: without both, the first
+    50 steps from trained weights threw the statistics loss from 0.13 to 0.98.
+
+    It acts on each style's code before codes are blended, so blends, masks and alpha work exactly as without it
+    (weights (1, 0) give the first style's corrected code). A and B start at zero: a fresh hint is the identity,
+    so it can be added to trained weights without changing what they compute (training/fast_task.py, `init`).
+    The VGG pass is paid when a style image is encoded, which costs more than stylising with the student: encode
+    a style once (`Stylizer.encode_style`, the built-in names' banked codes) and reuse its code.
+    Computed in float32 (autocast off), as the statistics and the blend are.
+    """
+
+    def __init__(self, config: FastConfig):
+        super().__init__()
+        self.taps = tuple(config.style_hint)
+        width = 2 * sum(HINT_CHANNELS[t] for t in self.taps)
+        self.maps = nn.ModuleDict({tap: nn.Linear(width, 2 * c) for tap, c in zip(tap_names(len(config.widths)),
+                                                                                 config.widths)
+                                   if tap in (tap_names(len(config.widths))[-1], *config.skips)})
+        for m in self.maps.values():
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    def forward(self, means: dict[str, torch.Tensor], stds: dict[str, torch.Tensor]
+                ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Stacked codes ({tap: (k, c)} means and stds, VGG taps among them) -> the same with the student's taps
+        corrected."""
+        device = self.maps[next(iter(self.maps))].weight.device
+        with torch.autocast(device.type, enabled=False):
+            z = torch.cat([_standardise(torch.log1p(x[t].to(device, torch.float32).clamp_min(0)))
+                           for x in (means, stds) for t in self.taps], dim=-1)
+            means, stds, gain = dict(means), dict(stds), z.shape[-1] ** -0.5
+            for tap, m in self.maps.items():
+                shift, log_scale = (F.linear(z, m.weight.float(), m.bias.float()) * gain).chunk(2, dim=-1)
+                means[tap] = means[tap].to(device, torch.float32) + shift
+                stds[tap] = stds[tap].to(device, torch.float32) * torch.exp(log_scale)
+        return means, stds
+
+
 @register_model("adain-fast", FastConfig)
 class FastModel(StatisticsMixing, nn.Module):
     """One content image + K weighted styles -> one stylised image, in one pass of a small network.
@@ -166,6 +225,8 @@ class FastModel(StatisticsMixing, nn.Module):
         self.config = config
         self.encoder = FastEncoder(config)
         self.decoder = FastDecoder(config)
+        self.hint = StyleHint(config) if config.style_hint else None
+        self._hint_vgg: list[nn.Module] = []  # the frozen VGG of the hint (attach_style_encoder); not our weights
         # Channels-last weights, so every conv runs channels-last (inputs are converted in `encode`): oneDNN's
         # NCHW kernels are slow on these thin, wide maps (16 -> 8 channels at 512 px: 46 vs 11 ms, one thread),
         # and the whole model measured ~20 % faster at 512 px. Module.to(device), load_state_dict and
@@ -192,9 +253,64 @@ class FastModel(StatisticsMixing, nn.Module):
         """Id of the encoder's weights (config.encoder_id); saved style codes record it."""
         return self.config.encoder_id
 
+    @property
+    def code_taps(self) -> tuple[str, ...]:
+        """Taps of a StyleCode that mixing reads: the decoder's, then the style hint's VGG taps."""
+        return (*super().code_taps, *(self.hint.taps if self.hint is not None else ()))
+
     def tap_channels(self, tap: str) -> int:
-        """Channels of the encoder's features at `tap`."""
-        return self.config.widths[self.encoder.taps.index(tap)]
+        """Channels of the encoder's features at `tap`, or of the style hint's VGG at one of its taps."""
+        if tap in self.encoder.taps:
+            return self.config.widths[self.encoder.taps.index(tap)]
+        return HINT_CHANNELS[tap]
+
+    @property
+    def style_encoder_request(self) -> tuple[str, tuple[str, ...]] | None:
+        """(VGG preset or dir, taps) the loader must `attach_style_encoder` for this model's codes; None if none."""
+        return (self.config.style_hint_encoder, tuple(self.config.style_hint)) if self.hint is not None else None
+
+    def attach_style_encoder(self, vgg: nn.Module) -> None:
+        """Give a model with a style hint its frozen VGG (returning `config.style_hint` taps). It is kept outside
+        the state dict (it is the shared pretrained encoder, not part of these weights) but follows `.to()`."""
+        if self.hint is None:
+            raise ValueError("this adain-fast model has no style hint (config.style_hint is empty)")
+        missing = [t for t in self.hint.taps if t not in getattr(vgg, "taps", ())]
+        if missing:
+            raise ValueError(f"the style hint reads VGG taps {list(self.hint.taps)}, but the encoder given returns "
+                             f"{list(getattr(vgg, 'taps', ()))}")
+        like = next(self.parameters())
+        self._hint_vgg[:] = [vgg.to(like.device).eval()]
+
+    def _apply(self, fn, *args, **kwargs):  # .to(), .cuda(), .float() move the attached VGG too
+        super()._apply(fn, *args, **kwargs)
+        for vgg in self._hint_vgg:
+            vgg._apply(fn)
+        return self
+
+    def hint_stats(self, image: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """{VGG tap: (mean, std) (b, c)} of style images (b, 3, h, w): the hint's input (float32, no gradient)."""
+        if not self._hint_vgg:
+            raise RuntimeError("this adain-fast model reads its styles through a VGG as well (config.style_hint) and "
+                               "has none attached: load it with Stylizer.from_pretrained / models.pretrained.load_model, "
+                               "or call attach_style_encoder")
+        with torch.no_grad(), torch.autocast(image.device.type, enabled=False):  # the same figures in bf16 training
+            vgg = self._hint_vgg[0]
+            feats = vgg(image.to(next(vgg.parameters()).dtype))
+            return {t: tuple(x.float() for x in Fn.mean_std(feats[t])) for t in self.hint.taps}
+
+    def style_code(self, image: torch.Tensor) -> list[StyleCode]:
+        """One StyleCode per style image: the encoder's statistics at every tap, and with a style hint the VGG's at
+        `config.style_hint` (the hint reads them when codes are mixed)."""
+        codes = super().style_code(image)
+        if self.hint is None:
+            return codes
+        return with_hint_stats(codes, self.hint_stats(image))
+
+    def mix_stats(self, feats, means, stds, weights, alpha=1.0, content_stats=None):
+        """`StatisticsMixing.mix_stats` with each code corrected by the style hint first (if any)."""
+        if self.hint is not None:
+            means, stds = self.hint(means, stds)
+        return super().mix_stats(feats, means, stds, weights, alpha, content_stats)
 
     def encode(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """RGB [0, 1] (b, 3, h, w) -> {tap: features} (channels-last tensors)."""
@@ -207,25 +323,41 @@ class FastModel(StatisticsMixing, nn.Module):
         return self.decoder({t: targets[t].to(dtype).contiguous(memory_format=cl) for t in self.mix_taps}).contiguous()
 
 
+def _standardise(x: torch.Tensor) -> torch.Tensor:
+    """(..., c) -> zero mean, unit variance over the last dimension."""
+    return (x - x.mean(-1, keepdim=True)) / x.std(-1, keepdim=True).clamp_min(1e-6)
+
+
+def with_hint_stats(codes: list[StyleCode], stats: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> list[StyleCode]:
+    """Codes with VGG statistics {tap: (mean, std) (b, c)} of the same b style images added (`FastModel.hint_stats`)."""
+    return [StyleCode({**c.mean, **{t: m[i] for t, (m, _) in stats.items()}},
+                      {**c.std, **{t: s[i] for t, (_, s) in stats.items()}}) for i, c in enumerate(codes)]
+
+
 def deepen(model: FastModel, config: FastConfig) -> FastModel:
     """A model of `config` that computes exactly what `model` does: `model`'s weights, and identity residual blocks
-    (see ResBlock) where `config` has more of them, on `model`'s device and dtype. Widths, skips and padding must
-    match; blocks may only be added.
+    (see ResBlock) where `config` has more of them, and an identity style hint (StyleHint) where `config` adds one,
+    on `model`'s device and dtype. Widths, skips and padding must match; blocks and a hint may only be added.
 
     Training grows a trained student this way (training/fast_task.py, `init`), so its hours carry over.
     """
     def shape(c: FastConfig) -> str:
-        return (f"widths {list(c.widths)}, skips {list(c.skips)}, padding {c.padding!r} and blocks per tap "
-                f"{list(c.blocks_per_tap())}")
+        return (f"widths {list(c.widths)}, skips {list(c.skips)}, padding {c.padding!r}, blocks per tap "
+                f"{list(c.blocks_per_tap())} and style hint {list(c.style_hint)}"
+                + (f" on {c.style_hint_encoder!r}" if c.style_hint else ""))
 
     old = model.config
     same = (list(old.widths), list(old.skips), old.padding) == (list(config.widths), list(config.skips), config.padding)
-    if not same or any(a > b for a, b in zip(old.blocks_per_tap(), config.blocks_per_tap())):
+    hint_kept = not old.style_hint or ((list(old.style_hint), old.style_hint_encoder)
+                                       == (list(config.style_hint), config.style_hint_encoder))
+    if not same or not hint_kept or any(a > b for a, b in zip(old.blocks_per_tap(), config.blocks_per_tap())):
         raise ValueError(f"cannot grow a fast model with {shape(old)} into {shape(config)}: "
-                         "only residual blocks may be added")
+                         "only residual blocks and a style hint may be added")
     like = next(model.parameters())
     grown = FastModel(config).to(like.device, like.dtype)
     missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
-    if unexpected or not all(".blocks." in k or "level_blocks." in k for k in missing):
+    if unexpected or not all(".blocks." in k or "level_blocks." in k or k.startswith("hint.") for k in missing):
         raise RuntimeError(f"deepen: unexpected state keys {unexpected[:3]}, missing {missing[:3]}")  # a bug here
+    if model._hint_vgg and grown.hint is not None:
+        grown.attach_style_encoder(model._hint_vgg[0])
     return grown

@@ -72,6 +72,13 @@ class StatisticsMixing:
 
     style_taps: tuple[str, ...]
     mix_taps: tuple[str, ...]
+    style_encoder_request: tuple[str, tuple[str, ...]] | None = None  # a second encoder a loader must attach
+    # (attach_style_encoder) before style codes can be made: (preset or dir, taps); adain-fast's style hint
+
+    @property
+    def code_taps(self) -> tuple[str, ...]:
+        """Taps of a StyleCode that mixing reads, in the code's order (e.g. the inputs of an ONNX graph)."""
+        return tuple(t for t in self.style_taps if t in self.mix_taps)
 
     def encode_content(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """The contract's content encoding: the encoder's features {tap: (b, c, h, w)}."""
@@ -85,12 +92,12 @@ class StatisticsMixing:
                 for i in range(image.shape[0])]
 
     def check_codes(self, codes: Sequence[object]) -> None:
-        """Every code must be a StyleCode with this model's mixing taps and channel counts."""
+        """Every code must be a StyleCode with this model's `code_taps` and channel counts."""
         for i, code in enumerate(codes):
             if not isinstance(code, StyleCode):
                 raise ValueError(f"style {i + 1} is a {type(code).__name__}; this {type(self).__name__} needs style "
                                  f"images or StyleCodes (per-tap statistics)")
-            for tap in self.mix_taps:
+            for tap in (*self.mix_taps, *(t for t in self.code_taps if t not in self.mix_taps)):  # deepest first
                 c = self.tap_channels(tap)
                 if tap not in code.mean:
                     raise ValueError(f"style {i + 1} has no statistics for {tap} (it has {list(code.taps)}); "

@@ -212,7 +212,20 @@ def load_model(name_or_path: str | None = None, encoder: str | None = None, devi
     else:
         model = create_with_encoder(meta["model"], config, encoder or meta["encoder"], log)
     load_into(decoder_part(model), model_dir / DECODER_FILE)
+    if model_capabilities(meta["model"]).style_bank and model.style_encoder_request is not None:
+        model.attach_style_encoder(_style_encoder(*model.style_encoder_request, model_dir, log))
     return model.to(device).eval(), meta
+
+
+def _style_encoder(name_or_path: str, taps: tuple[str, ...], model_dir: Path, log=print) -> VGGEncoder:
+    """The frozen VGG a model reads its styles through besides its own encoder (adain-fast's style hint,
+    config.style_hint_encoder): a preset, or a dir, relative paths taken from the weights dir."""
+    local = model_dir / name_or_path
+    try:
+        return load_encoder(local if local.is_dir() else name_or_path, taps, log)
+    except (WeightsError, ConfigError) as e:
+        raise WeightsError(f"{model_dir / CONFIG_FILE}: the style hint's encoder (config.style_hint_encoder "
+                           f"{name_or_path!r}) cannot be loaded: {e}") from None
 
 
 def model_styles(name_or_path: str | None = None) -> dict[str, StyleCode]:

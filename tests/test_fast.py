@@ -21,13 +21,15 @@ import torch
 from PIL import Image
 from torch import nn
 
+from safetensors.torch import load_file
+
 from stylemix.inference import Stylizer
 from stylemix.models import functional as Fn
 from stylemix.models import pretrained
 from stylemix.models.contract import Capabilities, StatisticsModel
 from stylemix.models.fast import FastConfig, FastModel, deepen
 from stylemix.models.io import (ConfigError, WeightsError, load_codes, save_codes, save_model_dir, save_tensors)
-from stylemix.models.mixing import StyleCode
+from stylemix.models.mixing import StyleCode, stack_codes
 from stylemix.models.registry import create_model, model_capabilities
 from stylemix.training.adain_task import DataConfig
 from stylemix.training.distill import TeacherCache, TeacherConfig, frame, unframe
@@ -139,10 +141,154 @@ def test_deepening_adds_identity_blocks_that_then_learn(fast):
     out.mean().backward()
     new = grown.decoder.level_blocks[1][0].conv2.weight.grad
     assert new is not None and float(new.abs().sum()) > 0
-    with pytest.raises(ValueError, match=r"only residual blocks may be added"):
+    with pytest.raises(ValueError, match=r"only residual blocks and a style hint may be added"):
         deepen(fast, dataclasses.replace(fast.config, widths=(8, 16, 48, 128)))
-    with pytest.raises(ValueError, match=r"blocks per tap \[0, 1, 1, 2\] into .* \[0, 0, 0, 2\]"):
+    with pytest.raises(ValueError, match=r"blocks per tap \[0, 1, 1, 2\] and .* into .* blocks per tap \[0, 0, 0, 2\]"):
         deepen(grown, FastConfig(blocks=2))
+
+
+# --- the style hint: VGG statistics of the style correct the student's code ------------------------------
+
+HINT = ("relu1_1", "relu2_1")
+
+
+def _vgg_taps(taps: tuple[str, ...], seed: int = 5):
+    from stylemix.models.vgg import EncoderConfig, VGGEncoder
+
+    torch.manual_seed(seed)
+    return VGGEncoder(EncoderConfig(), taps)  # random weights: different styles still give different statistics
+
+
+def _vgg(seed: int = 5):
+    return _vgg_taps(HINT, seed)
+
+
+def _hinted(fast, scale: float = 0.0) -> FastModel:
+    """`fast` grown with a style hint on a random VGG; its maps random with std `scale` (0: fresh, the identity)."""
+    model = deepen(fast, dataclasses.replace(fast.config, style_hint=HINT)).eval()
+    model.attach_style_encoder(_vgg())
+    torch.manual_seed(6)
+    with torch.no_grad():
+        for p in model.hint.parameters():
+            p.normal_(0, scale)
+    return model
+
+
+def test_a_fresh_style_hint_is_the_identity_and_then_learns(fast):
+    hinted = _hinted(fast)
+    x, (a, b) = _image(3, 48, 64), _codes(hinted)
+    assert a.taps == ("s1", "s2", "s4", "s8", *HINT) and a.mean["relu2_1"].shape == (128,)
+    plain = [StyleCode({t: c.mean[t] for t in fast.style_taps}, {t: c.std[t] for t in fast.style_taps}) for c in (a, b)]
+    w = Fn.validate_weights([0.3, 0.7], 2)
+    with torch.no_grad():
+        assert torch.equal(hinted.stylize(hinted.encode_content(x), [a, b], w),
+                           fast.stylize(fast.encode_content(x), plain, w))
+    hinted.stylize(hinted.encode_content(x), [a, b], w).mean().backward()
+    assert all(float(m.weight.grad.abs().sum()) > 0 for m in hinted.hint.maps.values())
+    assert set(hinted.hint.maps) == set(hinted.mix_taps)
+
+
+def _corrected(hinted: FastModel, code: StyleCode, tap: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The hint's documented formula for one code at one tap, written out: (mean', std')."""
+    def standard(x):
+        y = torch.log1p(x)
+        return (y - y.mean()) / y.std()
+    z = torch.cat([standard(code.mean[t]) for t in HINT] + [standard(code.std[t]) for t in HINT])
+    m = hinted.hint.maps[tap]
+    out = (m.weight @ z + m.bias) / len(z) ** 0.5
+    c = len(code.mean[tap])
+    return code.mean[tap] + out[:c], code.std[tap] * out[c:].exp()
+
+
+def test_a_style_hint_corrects_each_code_before_the_blend(fast):
+    """Blends, (1, 0) weights and masks behave as without a hint, on each code corrected by the documented
+    formula; codes without the VGG statistics are refused."""
+    hinted = _hinted(fast, scale=0.3)
+    content, (a, b) = hinted.encode_content(_image(2, 48, 64)), _codes(hinted)
+    with torch.no_grad():
+        corrected = {t: [_corrected(hinted, c, t) for c in (a, b)] for t in hinted.mix_taps}
+        assert float((corrected["s8"][0][0] - a.mean["s8"]).abs().max()) > 0.01  # it does change the code
+        assert float((corrected["s4"][0][1] / a.std["s4"]).log().abs().max()) > 0.01
+        one_zero = hinted.stylize(content, [a, b], Fn.validate_weights([1, 0], 2))
+        single = hinted.stylize(content, [a], torch.ones(1))
+        mixed = hinted.mix(content, [a, b], Fn.validate_weights([1, 1], 2))
+        left = torch.zeros(1, 1, 1, 48, 64)
+        left[..., :32] = 1
+        split = hinted.mix(content, [a, b], torch.cat([left, 1 - left]))
+    torch.testing.assert_close(one_zero, single, atol=1e-5, rtol=0)
+    eps = Fn.EPS
+    for tap in hinted.mix_taps:  # the half-half target is the mean of the two corrected codes, means and stds
+        mean, std = Fn.mean_std(mixed[tap], eps=0.0)
+        want_m = (corrected[tap][0][0] + corrected[tap][1][0]) / 2
+        want_s = (corrected[tap][0][1] + corrected[tap][1][1]) / 2
+        var = content[tap][0].detach().flatten(1).var(1, unbiased=False)  # AdaIN's eps (as without a hint)
+        want_s = want_s * (var / (var + eps)).sqrt()
+        torch.testing.assert_close(mean[0], want_m, rtol=1e-4, atol=1e-5 * float(want_m.abs().max()))
+        torch.testing.assert_close(std[0], want_s, rtol=1e-3, atol=1e-5 * float(want_s.max()))
+    s8 = split["s8"][0]  # a mask: each half took its own style's corrected mean (4 x 8 cells at s8)
+    got_left, got_right = s8[:, :, :4].mean((1, 2)), s8[:, :, 4:].mean((1, 2))
+    assert float((got_left - got_right).abs().max()) > 0.05
+    assert float((got_left - corrected["s8"][0][0]).abs().mean()) < float((got_left - corrected["s8"][1][0]).abs().mean())
+    with pytest.raises(ValueError, match=r"style 2 has no statistics for relu1_1 .*re-encode it with this model"):
+        hinted.check_codes([a, _codes(fast, 1)[0]])
+    with pytest.raises(RuntimeError, match="has none attached"):
+        deepen(fast, hinted.config).style_code(_image(1, 32, 32))
+    with pytest.raises(ValueError, match="style hint \\['relu1_1', 'relu2_1'\\] on 'vgg16-hed' into .* style hint \\[\\]"):
+        deepen(hinted, fast.config)  # a hint cannot be dropped
+    with pytest.raises(ValueError, match="on 'vgg16-hed' into .* on 'vgg19-adain'"):  # nor read another VGG
+        deepen(hinted, dataclasses.replace(hinted.config, style_hint_encoder="vgg19-adain"))
+    with pytest.raises(ValueError, match=r"reads VGG taps \['relu1_1', 'relu2_1'\], but the encoder given returns "
+                                         r"\['relu1_1'\]"):
+        hinted.attach_style_encoder(_vgg_taps(("relu1_1",)))
+    with pytest.raises(ValueError, match="distinct VGG taps"):
+        FastConfig(style_hint=("relu1_1", "relu1_1"))
+
+
+def test_a_hinted_model_in_bf16_autocast_corrects_codes_in_float32(fast):
+    hinted = _hinted(fast, scale=0.3)
+    stacked = stack_codes(_codes(hinted))
+    with torch.no_grad():
+        want = hinted.hint(*stacked)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = hinted.hint(*stacked)
+    for tap in hinted.mix_taps:
+        for g, w in ((got[0][tap], want[0][tap]), (got[1][tap], want[1][tap])):
+            assert g.dtype == torch.float32 and torch.equal(g, w)
+
+
+def test_a_hinted_weights_dir_loads_its_vgg_beside_it_not_inside_it(tmp_path, fast):
+    from stylemix.models.io import save_json, to_dict
+
+    vgg = _vgg()
+    enc = tmp_path / "vgg"
+    save_tensors(enc / "encoder.safetensors", vgg.state_dict())
+    save_json(enc / "config.json", {"kind": "encoder", "encoder": to_dict(vgg.config)})
+    config = dataclasses.replace(fast.config, style_hint=HINT, style_hint_encoder=str(enc), encoder_id="fast-hint")
+    model = _hinted(fast, scale=0.3)
+    model.config = config
+    out = save_model_dir(model, "adain-fast", config, tmp_path / "w", encoder=config.encoder_id, with_encoder=True)
+    assert set(model.state_dict()) == set(FastModel(config).state_dict())  # the attached VGG is not in it
+    assert any(k.startswith("hint.maps.s8.") for k in load_file(str(out / "decoder.safetensors")))
+    assert all(k.startswith(("downs.", "blocks.", "level_blocks.")) for k in load_file(str(out / "encoder.safetensors")))
+    s = Stylizer.from_pretrained(out, dtype="fp32")
+    x, styles = _image(5, 40, 56), torch.cat([_image(7, 32, 32), _image(8, 32, 32) * 0.6])
+    with torch.no_grad():
+        got, want = s.model.style_code(styles), model.style_code(styles)
+        for a, b in zip(got, want):
+            assert all(torch.equal(a.mean[t], b.mean[t]) and torch.equal(a.std[t], b.std[t]) for t in b.taps)
+        torch.testing.assert_close(s.model(x, got, [0.6, 0.4]), model(x, want, [0.6, 0.4]), atol=0, rtol=0)
+    y = s.stylize(x, [styles[:1], styles[1:]], weights=[0.6, 0.4], return_tensor=True)
+    assert y.shape == (1, 3, 40, 56) and torch.isfinite(y).all()
+    (out / "vgg").symlink_to(enc, target_is_directory=True)  # a relative path is read from the weights dir
+    meta = json.loads((out / "config.json").read_text())
+    meta["config"]["style_hint_encoder"] = "vgg"
+    (out / "config.json").write_text(json.dumps(meta))
+    assert isinstance(Stylizer.from_pretrained(out, dtype="fp32").model, FastModel)
+    meta["config"]["style_hint_encoder"] = "nowhere"
+    (out / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(WeightsError, match=r"config.json: the style hint's encoder \(config.style_hint_encoder "
+                                           r"'nowhere'\) cannot be loaded: unknown encoder 'nowhere'"):
+        Stylizer.from_pretrained(out, dtype="fp32")
 
 
 # --- mixing, exactly as the default model -----------------------------------------------------------------
@@ -435,6 +581,34 @@ def test_the_student_trains_through_the_mixing_it_runs_at_inference(tmp_path, ti
     assert float(task.loss(0)[0].detach()) < 0.7 * float(first.detach())
 
 
+def test_a_hinted_student_trains_on_each_samples_vgg_statistics_computed_once(tmp_path, tiny_model_dir, fast):
+    cache = TeacherCache(tmp_path / "t", _folders(tmp_path), _teacher_config(tiny_model_dir, samples=4))
+    cache.build()
+    student = _hinted(fast)
+    task = FastTask(student, cache, cache.data, FastLossConfig(feature_weight=0.0, stats_weight=0.0))
+    batch = task.batch(0)
+    with torch.no_grad():
+        got = task.student(batch)
+        for i, s in enumerate(batch):  # as the model paints each sample at inference, VGG pass included
+            feats = student.encode_content(frame(s.content[None], 8))
+            want = unframe(student.decode(student.mix(feats, student.style_code(s.styles), s.weights, s.alpha)), 8)
+            torch.testing.assert_close(got[i:i + 1], want, atol=1e-5, rtol=0)
+    assert sorted(task._hint_stats) == sorted(set(task.indices(0)))
+    calls = []
+    student._hint_vgg[0].register_forward_hook(lambda *a: calls.append(1))
+    task.student(batch)
+    assert not calls  # the second visit reads the kept statistics
+    student.train()
+    opt = torch.optim.Adam(student.hint.parameters(), lr=1e-2)
+    first, _ = task.loss(0)
+    for _ in range(20):  # the hint alone can fit one batch's pixels better
+        loss, _ = task.loss(0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(task.loss(0)[0].detach()) < 0.95 * float(first.detach())
+
+
 def test_the_style_term_pulls_alpha_one_samples_towards_their_styles_blend(tmp_path, tiny_model_dir):
     from stylemix.models.vgg import EncoderConfig, VGGEncoder
     from stylemix.training.losses import mean_std_loss
@@ -515,7 +689,7 @@ def test_training_can_start_from_a_shallower_students_weights(fast_dir):
     x = _image(4, 40, 48)
     with torch.no_grad():
         torch.testing.assert_close(student.decode(student.encode(x)), shipped.decode(shipped.encode(x)), rtol=0, atol=0)
-    with pytest.raises(ValueError, match="only residual blocks may be added"):
+    with pytest.raises(ValueError, match="only residual blocks and a style hint may be added"):
         build_model(FastTrainConfig(model=FastConfig(widths=(8, 16, 48, 128)), init=str(fast_dir)))
 
 

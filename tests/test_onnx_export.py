@@ -4,6 +4,8 @@ other than the ones it was traced with; the codes a weights dir ships feed it as
 to the command exits 2 with one line."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -31,21 +33,29 @@ def _image(seed: int, h: int, w: int) -> torch.Tensor:
     return nn.functional.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> tuple[Stylizer, ort.InferenceSession, dict]:
-    """A small random fast model saved as a weights dir with its own codes for two style names, exported by the
-    command; (its Stylizer, an onnxruntime session of the file, the command's stdout and paths)."""
-    root = tmp_path_factory.mktemp("onnx")
+def _informative(config: FastConfig) -> FastModel:
+    """A random fast model (seed 0) whose images vary: a fresh decoder paints grey +- 0.01, so its last conv is
+    rescaled to 0.5 +- 0.25 per channel, and its fresh residual blocks (the identity) get something to compute."""
     torch.manual_seed(0)
-    model = FastModel(CONFIG).eval()
-    with torch.no_grad():  # a fresh decoder paints grey +- 0.01: rescale its last conv to 0.5 +- 0.25 per channel
-        for block in model.modules():  # fresh residual blocks are the identity: give them something to compute
+    model = FastModel(config).eval()
+    with torch.no_grad():
+        for block in model.modules():
             if isinstance(block, ResBlock):
                 nn.init.kaiming_normal_(block.conv2.weight, nonlinearity="relu")
         raw, rgb = model.decode(model.encode(_image(1, 64, 64))), model.decoder.to_rgb
         k = 0.25 / raw.std()
         rgb.weight.mul_(k)
         rgb.bias.copy_(k * (rgb.bias + 0.5 - raw.mean((0, 2, 3))))  # decode adds 0.5 after this conv
+    return model
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> tuple[Stylizer, ort.InferenceSession, dict]:
+    """A small random fast model saved as a weights dir with its own codes for two style names, exported by the
+    command; (its Stylizer, an onnxruntime session of the file, the command's stdout and paths)."""
+    root = tmp_path_factory.mktemp("onnx")
+    model = _informative(CONFIG)
+    with torch.no_grad():
         codes = dict(zip(STYLES, model.style_code(torch.cat([_image(2, 48, 40), _image(3, 48, 40) ** 2]))))
     model_dir = save_model_dir(model, "adain-fast", CONFIG, root / "fast", encoder=CONFIG.encoder_id,
                                with_encoder=True)
@@ -114,6 +124,26 @@ def test_the_codes_a_weights_dir_ships_feed_it_as_the_docstring_shows(exported):
     feed.update(content=photo, weights=np.float32([0.3, 0.7]), alpha=np.array(0.8, np.float32))
     ref = stylizer.stylize(torch.from_numpy(photo), list(STYLES), weights=[0.3, 0.7], alpha=0.8, return_tensor=True)
     assert np.abs(session.run(None, feed)[0] - ref.numpy()).max() < 1 / 255
+
+
+def test_a_model_with_a_style_hint_takes_its_vgg_statistics_as_inputs(tmp_path):
+    from stylemix.models.vgg import EncoderConfig, VGGEncoder
+
+    model = _informative(dataclasses.replace(CONFIG, style_hint=("relu1_1",)))
+    model.attach_style_encoder(VGGEncoder(EncoderConfig(), ("relu1_1",)))
+    with torch.no_grad():
+        for p in model.hint.parameters():
+            p.normal_(0, 2.0)
+    session = ort.InferenceSession(str(onnx_export.export_onnx(model, tmp_path / "hint.onnx")))
+    shapes = {i.name: i.shape for i in session.get_inputs()}
+    assert shapes["mean_relu1_1"] == shapes["std_relu1_1"] == ["K", 64] and "mean_s8" in shapes
+    stylizer, x = Stylizer(model, dtype="fp32"), _image(7, 64, 80)
+    codes = stylizer.style_codes([_image(2, 48, 40), _image(3, 48, 40) ** 2])
+    ref = stylizer.stylize(x, codes, weights=[0.3, 0.7], max_size=None, return_tensor=True).numpy()
+    assert np.abs(session.run(None, _feed(session, x, codes, (0.3, 0.7), 1.0))[0] - ref).max() < 1 / 255
+    for c in codes:  # the VGG inputs are read: other VGG statistics give another image
+        c.std["relu1_1"] = c.std["relu1_1"].flip(0)
+    assert np.abs(session.run(None, _feed(session, x, codes, (0.3, 0.7), 1.0))[0] - ref).max() > 10 / 255
 
 
 def _one_line_error(capsys, argv: list[str], *needles: str) -> None:

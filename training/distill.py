@@ -77,6 +77,7 @@ class Sample:
     weights: torch.Tensor  # (k,) normalised
     alpha: float
     output: torch.Tensor | None = None  # (3, S, S): the teacher's stylisation (None before it is painted)
+    index: int | None = None  # its index in the cache (draw and read set it)
 
 
 def frame(x: torch.Tensor, pad: int) -> torch.Tensor:
@@ -174,7 +175,7 @@ class TeacherCache:
         alpha = 1.0 if rng.random() < self.cfg.alpha_one else rng.uniform(self.cfg.alpha_min, 1.0)
         # each change has its own stream: the draws above are those of the unchanged cache
         styles = change_styles(styles, self.cfg.style_ink, self.cfg.style_augment, f"{self.data.seed}/teacher/{i}")
-        return Sample(content, torch.stack(styles), raw / raw.sum(), alpha)
+        return Sample(content, torch.stack(styles), raw / raw.sum(), alpha, index=i)
 
     def paint(self, teacher, sample: Sample, device: torch.device) -> torch.Tensor:
         """The teacher's stylisation (3, S, S) of one sample, through the model contract, on a framed canvas."""
@@ -230,4 +231,4 @@ class TeacherCache:
         k = int((row["weights"] > 0).sum())
         img = lambda t: t.float() / 255.0  # noqa: E731
         return Sample(img(row["content"]), img(row["styles"][:k]), row["weights"][:k].float(), float(row["alpha"]),
-                      img(row["output"]))
+                      img(row["output"]), index=i)

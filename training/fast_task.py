@@ -40,10 +40,10 @@ import torch
 
 from ..models import functional as Fn
 from ..models import pretrained
-from ..models.fast import FastConfig, FastModel, deepen
+from ..models.fast import FastConfig, FastModel, deepen, with_hint_stats
 from ..models.io import (CONFIG_FILE, DECODER_FILE, ENCODER_FILE, STYLES_FILE, WeightsError, check_value, from_dict,
                          load_into, load_json, save_codes, save_model_dir, to_dict)
-from ..models.mixing import StyleCode
+from ..models.mixing import StatisticsMixing, StyleCode
 
 from . import losses
 from .adain_task import DataConfig, encoder_fingerprint
@@ -122,6 +122,7 @@ class FastTask:
         self.model, self.cache, self.data, self.cfg, self.vgg = model, cache, data, loss, vgg
         self.rank, self.device = rank, torch.device(device)
         self._style_stats: dict[int, dict[str, tuple[torch.Tensor, torch.Tensor]]] = {}  # sample -> blended stats
+        self._hint_stats: dict[int, dict[str, tuple[torch.Tensor, torch.Tensor]]] = {}  # sample -> its styles' hint
         if vgg is not None:
             vgg.to(self.device).eval()
 
@@ -145,12 +146,27 @@ class FastTask:
                                                               sample.weights) for t in self.cfg.feature_taps}
         return self._style_stats[index]
 
+    def sample_hint_stats(self, sample: Sample) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """{VGG tap: (mean, std) (k, c)} of a cache sample's k style crops, the student's style hint input
+        (models/fast.StyleHint); computed once per sample (the crops are fixed) and kept (~15 KB)."""
+        if sample.index is None:
+            raise ValueError("a sample without its cache index (TeacherCache.read sets it) has no kept hint statistics")
+        if sample.index not in self._hint_stats:
+            self._hint_stats[sample.index] = self.model.hint_stats(sample.styles.to(self.device))
+        return self._hint_stats[sample.index]
+
     def student(self, batch: list[Sample]) -> torch.Tensor:
         """The student's stylisation (b, 3, S, S) of each sample, not clamped: encode the framed canvas and every
         style, mix each sample's own codes, weights and alpha (as at inference), decode the batch at once."""
         m, pad = self.model, self.cache.cfg.frame
         feats = m.encode(frame(torch.stack([s.content for s in batch]).to(self.device), pad))
-        codes = m.style_code(torch.cat([s.styles for s in batch]).to(self.device))
+        styles = torch.cat([s.styles for s in batch]).to(self.device)
+        if m.hint is None:
+            codes = m.style_code(styles)
+        else:  # the VGG statistics of each sample's styles are fixed: computed once, not per step
+            hints = [self.sample_hint_stats(s) for s in batch]
+            codes = with_hint_stats(StatisticsMixing.style_code(m, styles),
+                                    {t: tuple(torch.cat([h[t][j] for h in hints]) for j in (0, 1)) for t in m.hint.taps})
         targets, at = [], 0
         for i, s in enumerate(batch):
             k = len(s.weights)
@@ -220,9 +236,10 @@ def build_config(config_file: str | None, overrides: list[str]) -> FastTrainConf
 
 
 def build_model(cfg: FastTrainConfig, log=log.info) -> FastModel:
-    """A fresh student (seeded by the caller), or the weights of `cfg.init` (a fast model's weights dir)."""
+    """A fresh student (seeded by the caller), or the weights of `cfg.init` (a fast model's weights dir); with a
+    style hint, its VGG attached."""
     if not cfg.init:
-        return FastModel(cfg.model)
+        return attach_hint_encoder(FastModel(cfg.model))
     init_dir = resolve_init(cfg.init)
     init_meta = load_json(init_dir / CONFIG_FILE)
     if init_meta.get("model") != MODEL or not isinstance(init_meta.get("config"), dict):
@@ -237,7 +254,9 @@ def build_model(cfg: FastTrainConfig, log=log.info) -> FastModel:
         model = deepen(model, cfg.model)
         if init_config.blocks_per_tap() != cfg.model.blocks_per_tap():
             log(f"grown from blocks per tap {list(init_config.blocks_per_tap())} to {list(cfg.model.blocks_per_tap())}")
-    return model
+        if init_config.style_hint != cfg.model.style_hint:
+            log(f"style hint added at VGG taps {list(cfg.model.style_hint)} (it starts as the identity)")
+    return attach_hint_encoder(model)
 
 
 def _make_task(cfg: FastTrainConfig, model: FastModel, device: torch.device, run_dir: Path) -> FastTask:
@@ -254,6 +273,14 @@ def _make_task(cfg: FastTrainConfig, model: FastModel, device: torch.device, run
     wants_vgg = max(cfg.loss.feature_weight, cfg.loss.stats_weight, cfg.loss.style_weight) > 0
     vgg = pretrained.load_encoder(cfg.encoder, taps, log=log.info) if wants_vgg else None
     return FastTask(model, cache, cfg.data, cfg.loss, vgg, rank=int(os.environ.get("RANK", 0)), device=device)
+
+
+def attach_hint_encoder(model: FastModel) -> FastModel:
+    """`model` with the frozen VGG attached that its style hint reads styles through (unchanged without a hint)."""
+    request = model.style_encoder_request
+    if request is not None:
+        model.attach_style_encoder(pretrained.load_encoder(request[0], request[1], log=log.info))
+    return model
 
 
 def bank_codes(model: FastModel, data_root: str | Path) -> tuple[dict[str, StyleCode], dict[str, str]]:
@@ -291,6 +318,7 @@ def export(cfg: FastTrainConfig, run_dir: Path, out_dir: Path, dtype: torch.dtyp
     ckpt = run_dir / "checkpoint.safetensors"
     model = FastModel(cfg.model)
     model.load_state_dict({k[len("model."):]: v for k, v in load_tensors(ckpt).items() if k.startswith("model.")})
+    attach_hint_encoder(model)
     config = dataclasses.replace(cfg.model, encoder_id=f"{MODEL}-{encoder_fingerprint(model.encoder)[:12]}")
     model.config = config
     step = int(read_metadata(ckpt)["step"])
