@@ -203,7 +203,10 @@ class StyleHint(nn.Module):
                            for x in (means, stds) for t in self.taps], dim=-1)
             means, stds, gain = dict(means), dict(stds), z.shape[-1] ** -0.5
             for tap, m in self.maps.items():
-                shift, log_scale = (F.linear(z, m.weight.float(), m.bias.float()) * gain).chunk(2, dim=-1)
+                # a product and a sum per row, not a matmul: a style's correction must not depend on how many
+                # styles are stacked with it (a GEMM's rounding does), so weights (1, 0) give the single style
+                out = (z[:, None, :] * m.weight.float()).sum(-1) + m.bias.float()
+                shift, log_scale = (out * gain).chunk(2, dim=-1)
                 means[tap] = means[tap].to(device, torch.float32) + shift
                 stds[tap] = stds[tap].to(device, torch.float32) * torch.exp(log_scale)
         return means, stds

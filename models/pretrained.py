@@ -33,6 +33,7 @@ from .vgg import EncoderConfig, VGGEncoder
 HED_SHA256 = "4502df9d0a88873911ea191cb2be5147d190f6a7f4c21731a418960f6bdb8e8f"
 FETCH_COMMAND = "stylemix weights fetch"
 DEFAULT_MODEL = "adain-vgg16-v2"
+RENAMED = {"adain-fast-draft": "adain-fast"}  # old names of shipped weights dirs, still found by them
 
 
 def cache_dir() -> Path:
@@ -177,8 +178,9 @@ def resolve_model_dir(name_or_path: str | None) -> Path:
     if path.is_dir():
         return path
     shipped = shipped_weights()
-    if (shipped / name_or_path).is_dir():
-        return shipped / name_or_path
+    for name in (name_or_path, RENAMED.get(name_or_path)):
+        if name and (shipped / name).is_dir():
+            return shipped / name
     known = sorted(p.parent.name for p in shipped.glob("*/config.json"))
     raise WeightsError(f"no weights directory {name_or_path!r}; built-in weights: {known or 'none installed'}")
 

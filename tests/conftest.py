@@ -13,6 +13,9 @@ import torch
 
 from stylemix.models import precision
 from stylemix.models.adain import AdaINConfig, AdaINModel  # the package installed: pip install -e '.[test]'
+from stylemix.models.convert import ENCODER_PRESETS
+from stylemix.models.io import save_json, save_tensors, to_dict
+from stylemix.models.vgg import VGGEncoder
 
 
 @pytest.fixture(autouse=True)
@@ -36,6 +39,18 @@ def _no_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
 def stylemix_cache(_isolated_cache: Path) -> Path:
     """The (empty) folder STYLEMIX_CACHE points at for this test; write encoder dirs under encoders/<name>."""
     return _isolated_cache
+
+
+@pytest.fixture
+def random_cached_encoder(stylemix_cache: Path) -> None:
+    """vgg16-hed's layout and preprocessing with random weights, where the cache would hold it (shipped models that
+    load it, e.g. adain-fast's style hint, run offline; built-in names use their banked codes, not the encoder)."""
+    torch.manual_seed(0)
+    cfg = ENCODER_PRESETS["vgg16-hed"]
+    enc = VGGEncoder(cfg, ("relu5_3",))
+    d = stylemix_cache / "encoders" / "vgg16-hed"
+    save_json(d / "config.json", {"kind": "encoder", "encoder": to_dict(cfg)})
+    save_tensors(d / "encoder.safetensors", {k: v.contiguous() for k, v in enc.state_dict().items()})
 
 
 @pytest.fixture

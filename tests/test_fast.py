@@ -215,7 +215,7 @@ def test_a_style_hint_corrects_each_code_before_the_blend(fast):
         left = torch.zeros(1, 1, 1, 48, 64)
         left[..., :32] = 1
         split = hinted.mix(content, [a, b], torch.cat([left, 1 - left]))
-    torch.testing.assert_close(one_zero, single, atol=1e-5, rtol=0)
+    assert torch.equal(one_zero, single)
     eps = Fn.EPS
     for tap in hinted.mix_taps:  # the half-half target is the mean of the two corrected codes, means and stds
         mean, std = Fn.mean_std(mixed[tap], eps=0.0)
@@ -411,12 +411,14 @@ def test_missing_fast_weights_name_the_distillation_command(tmp_path, monkeypatc
         Stylizer.from_pretrained("adain-fast")
 
 
-def test_the_shipped_fast_draft_loads_by_name_and_blends_its_built_in_styles():
-    """weights/adain-fast-draft as shipped: found by its name, it paints the bank's names with its own codes,
-    weights (1, 0) give the first style exactly, and a 50/50 blend is neither end."""
-    fast = Stylizer.from_pretrained("adain-fast-draft", dtype="fp32")
+def test_the_shipped_fast_model_loads_by_name_and_blends_its_built_in_styles(random_cached_encoder):
+    """weights/adain-fast as shipped: found by its name (and its draft's old name), it paints the bank's names with
+    its own codes, weights (1, 0) give the first style exactly, and a 50/50 blend is neither end."""
+    fast = Stylizer.from_pretrained("adain-fast", dtype="fp32")
     assert isinstance(fast.model, FastModel)
-    names = sorted(pretrained.model_styles("adain-fast-draft"))
+    assert pretrained.resolve_model_dir("adain-fast-draft") == pretrained.resolve_model_dir("adain-fast")
+    assert fast.model.hint is not None and fast.model.hint.taps == ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+    names = sorted(pretrained.model_styles("adain-fast"))
     assert len(names) >= 30  # the bank's built-in names, encoded by the fast model's own encoder
     a, b = names[0], names[-1]
     x = _image(5, 96, 128)

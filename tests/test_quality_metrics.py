@@ -154,7 +154,7 @@ def test_crop_sheet_without_the_paintings_is_a_clear_error(tmp_path, capsys):
     from benchmarks import crop_sheet
 
     out = tmp_path / "sheet.png"
-    assert crop_sheet.main(["--model", "adain-fast-draft", "--stl", "--data", str(tmp_path), "-o", str(out)]) == 2
+    assert crop_sheet.main(["--model", "adain-fast", "--stl", "--data", str(tmp_path), "-o", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("crop_sheet: error:") and repr(crop_sheet.PAIRS[0][1]) in err and str(tmp_path) in err
     assert not out.exists()

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from pathlib import Path
 
 import pytest
 import torch
 
-from stylemix.models.convert import ENCODER_PRESETS
-from stylemix.models.io import load_json, save_json, save_tensors, to_dict
+from stylemix.models.io import load_json
 from stylemix.models.pretrained import load_model, shipped_weights
-from stylemix.models.vgg import VGGEncoder
 
 SHIPPED = sorted(p.parent.name for p in shipped_weights().glob("*/config.json")
                  if load_json(p).get("kind") == "model")
@@ -22,17 +19,6 @@ SHIPPED = sorted(p.parent.name for p in shipped_weights().glob("*/config.json")
 
 def test_the_default_model_is_shipped():
     assert "adain-vgg16" in SHIPPED
-
-
-@pytest.fixture
-def random_cached_encoder(stylemix_cache: Path) -> None:
-    """vgg16-hed's layout and preprocessing with random weights, where the cache would hold it."""
-    torch.manual_seed(0)
-    cfg = ENCODER_PRESETS["vgg16-hed"]
-    enc = VGGEncoder(cfg, ("relu5_3",))
-    d = stylemix_cache / "encoders" / "vgg16-hed"
-    save_json(d / "config.json", {"kind": "encoder", "encoder": to_dict(cfg)})
-    save_tensors(d / "encoder.safetensors", {k: v.contiguous() for k, v in enc.state_dict().items()})
 
 
 @pytest.mark.parametrize("name", SHIPPED)

@@ -13,6 +13,8 @@ Two phases in one command, both resumable:
      the VGG pass is most of a step's cost (~70 % at 256 px), and a 128 px window cuts it 4x.
      The student mixes exactly as at inference (mixing.StatisticsMixing on its own encoder's statistics), on
      the same framed canvas the teacher painted on, so K-style blends, masks and alpha behave as in the default.
+     With a style hint (model.style_hint, models/fast.StyleHint) each style's code is corrected from the frozen
+     VGG's statistics of the style crop, computed once per cache sample and kept in one buffer.
 
     python -m stylemix.training --model adain-fast --config training/configs/adain-fast.json --out runs/fast
     python -m stylemix.training --out runs/fast --export weights/adain-fast   # + the built-in styles' codes
@@ -20,9 +22,10 @@ Two phases in one command, both resumable:
     python -m stylemix.training --model adain-fast --config training/configs/adain-fast.json --out runs/fast2 \\
         --set teacher.model=adain-vgg16-v3 --set init=adain-fast
 
-    # a deeper student grown from the last one (same widths; more residual blocks, which start as the identity)
+    # a student grown from the last one: more residual blocks, or a style hint (the config's), which start as
+    # the identity; widths stay
     python -m stylemix.training --model adain-fast --config training/configs/adain-fast.json --out runs/fast3 \\
-        --set init=adain-fast-draft --set model.blocks=2 --set 'model.level_blocks=[0,0,1]'
+        --set init=adain-fast --set model.blocks=2 --set 'model.level_blocks=[0,0,1]'
 
 `--set loop.steps=0` paints the teacher cache only (e.g. to time it, or to paint it on another machine).
 """
