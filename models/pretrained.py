@@ -214,20 +214,26 @@ def load_model(name_or_path: str | None = None, encoder: str | None = None, devi
     else:
         model = create_with_encoder(meta["model"], config, encoder or meta["encoder"], log)
     load_into(decoder_part(model), model_dir / DECODER_FILE)
-    if model_capabilities(meta["model"]).style_bank and model.style_encoder_request is not None:
-        model.attach_style_encoder(_style_encoder(*model.style_encoder_request, model_dir, log))
+    if model_capabilities(meta["model"]).style_bank:
+        attach_style_encoder(model, model_dir, log)
     return model.to(device).eval(), meta
 
 
-def _style_encoder(name_or_path: str, taps: tuple[str, ...], model_dir: Path, log=print) -> VGGEncoder:
-    """The frozen VGG a model reads its styles through besides its own encoder (adain-fast's style hint,
-    config.style_hint_encoder): a preset, or a dir, relative paths taken from the weights dir."""
-    local = model_dir / name_or_path
+def attach_style_encoder(model: nn.Module, model_dir: Path | None = None, log=print) -> nn.Module:
+    """`model` (a statistics model) with the frozen encoder attached that its style codes also need
+    (`style_encoder_request`, e.g. adain-fast's style hint: config.style_hint_encoder), if it needs one: a preset
+    or a dir, relative paths taken from `model_dir` (the weights dir) where it holds them."""
+    if model.style_encoder_request is None:
+        return model
+    name, taps = model.style_encoder_request
+    local = None if model_dir is None else Path(model_dir) / name
     try:
-        return load_encoder(local if local.is_dir() else name_or_path, taps, log)
+        model.attach_style_encoder(load_encoder(local if local is not None and local.is_dir() else name, taps, log))
     except (WeightsError, ConfigError) as e:
-        raise WeightsError(f"{model_dir / CONFIG_FILE}: the style hint's encoder (config.style_hint_encoder "
-                           f"{name_or_path!r}) cannot be loaded: {e}") from None
+        where = f"{Path(model_dir) / CONFIG_FILE}: " if model_dir is not None else ""
+        raise WeightsError(f"{where}the style hint's encoder (config.style_hint_encoder {name!r}) cannot be loaded: "
+                           f"{e}") from None
+    return model
 
 
 def model_styles(name_or_path: str | None = None) -> dict[str, StyleCode]:

@@ -152,21 +152,22 @@ class FastTask:
                                                               sample.weights) for t in self.cfg.feature_taps}
         return self._style_stats[index]
 
-    def sample_hint_stats(self, sample: Sample) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """{VGG tap: (mean, std) (k, c)} of a cache sample's k style crops, the student's style hint input
-        (models/fast.StyleHint); computed once per sample (the crops are fixed) and kept (~15 KB)."""
-        if sample.index is None:
-            raise ValueError("a sample without its cache index (TeacherCache.read sets it) has no kept hint statistics")
-        taps, k = self.model.hint.taps, len(sample.styles)
-        widths = [HINT_CHANNELS[t] for t in taps] * 2
+    def hint_stats(self, batch: list[Sample]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """{VGG tap: (mean, std) (k, c)} of the batch's k style crops in order, the student's style hint input
+        (models/fast.StyleHint); computed once per cache sample (the crops are fixed) and kept (~15 KB each)."""
+        taps = self.model.hint.taps
+        widths = [HINT_CHANNELS[t] for t in taps] * 2  # a row: the means, then the stds, tap by tap
         if self._hint_rows is None:
             self._hint_rows = torch.zeros(self.cache.cfg.samples, self.cache.cfg.max_styles, sum(widths),
                                           device=self.device)
-        if sample.index not in self._hint_seen:
-            stats = self.model.hint_stats(sample.styles.to(self.device))
-            self._hint_rows[sample.index, :k] = torch.cat([stats[t][j] for j in (0, 1) for t in taps], dim=1)
-            self._hint_seen.add(sample.index)
-        parts = self._hint_rows[sample.index, :k].split(widths, dim=1)
+        for s in batch:
+            if s.index is None:
+                raise ValueError("a sample without its cache index (TeacherCache.read sets it) has no kept statistics")
+            if s.index not in self._hint_seen:
+                stats = self.model.hint_stats(s.styles.to(self.device))
+                self._hint_rows[s.index, :len(s.styles)] = torch.cat([stats[t][j] for j in (0, 1) for t in taps], 1)
+                self._hint_seen.add(s.index)
+        parts = torch.cat([self._hint_rows[s.index, :len(s.styles)] for s in batch]).split(widths, dim=1)
         return {t: (parts[i], parts[len(taps) + i]) for i, t in enumerate(taps)}
 
     def student(self, batch: list[Sample]) -> torch.Tensor:
@@ -178,9 +179,7 @@ class FastTask:
         if m.hint is None:
             codes = m.style_code(styles)
         else:  # the VGG statistics of each sample's styles are fixed: computed once, not per step
-            hints = [self.sample_hint_stats(s) for s in batch]
-            codes = with_hint_stats(StatisticsMixing.style_code(m, styles),
-                                    {t: tuple(torch.cat([h[t][j] for h in hints]) for j in (0, 1)) for t in m.hint.taps})
+            codes = with_hint_stats(StatisticsMixing.style_code(m, styles), self.hint_stats(batch))
         targets, at = [], 0
         for i, s in enumerate(batch):
             k = len(s.weights)
@@ -253,7 +252,7 @@ def build_model(cfg: FastTrainConfig, log=log.info) -> FastModel:
     """A fresh student (seeded by the caller), or the weights of `cfg.init` (a fast model's weights dir); with a
     style hint, its VGG attached."""
     if not cfg.init:
-        return attach_hint_encoder(FastModel(cfg.model))
+        return pretrained.attach_style_encoder(FastModel(cfg.model), log=log)
     init_dir = resolve_init(cfg.init)
     init_meta = load_json(init_dir / CONFIG_FILE)
     if init_meta.get("model") != MODEL or not isinstance(init_meta.get("config"), dict):
@@ -270,7 +269,7 @@ def build_model(cfg: FastTrainConfig, log=log.info) -> FastModel:
             log(f"grown from blocks per tap {list(init_config.blocks_per_tap())} to {list(cfg.model.blocks_per_tap())}")
         if init_config.style_hint != cfg.model.style_hint:
             log(f"style hint added at VGG taps {list(cfg.model.style_hint)} (it starts as the identity)")
-    return attach_hint_encoder(model)
+    return pretrained.attach_style_encoder(model, log=log)
 
 
 def _make_task(cfg: FastTrainConfig, model: FastModel, device: torch.device, run_dir: Path) -> FastTask:
@@ -287,14 +286,6 @@ def _make_task(cfg: FastTrainConfig, model: FastModel, device: torch.device, run
     wants_vgg = max(cfg.loss.feature_weight, cfg.loss.stats_weight, cfg.loss.style_weight) > 0
     vgg = pretrained.load_encoder(cfg.encoder, taps, log=log.info) if wants_vgg else None
     return FastTask(model, cache, cfg.data, cfg.loss, vgg, rank=int(os.environ.get("RANK", 0)), device=device)
-
-
-def attach_hint_encoder(model: FastModel) -> FastModel:
-    """`model` with the frozen VGG attached that its style hint reads styles through (unchanged without a hint)."""
-    request = model.style_encoder_request
-    if request is not None:
-        model.attach_style_encoder(pretrained.load_encoder(request[0], request[1], log=log.info))
-    return model
 
 
 def bank_codes(model: FastModel, data_root: str | Path) -> tuple[dict[str, StyleCode], dict[str, str]]:
@@ -332,7 +323,7 @@ def export(cfg: FastTrainConfig, run_dir: Path, out_dir: Path, dtype: torch.dtyp
     ckpt = run_dir / "checkpoint.safetensors"
     model = FastModel(cfg.model)
     model.load_state_dict({k[len("model."):]: v for k, v in load_tensors(ckpt).items() if k.startswith("model.")})
-    attach_hint_encoder(model)
+    pretrained.attach_style_encoder(model, log=log.info)
     config = dataclasses.replace(cfg.model, encoder_id=f"{MODEL}-{encoder_fingerprint(model.encoder)[:12]}")
     model.config = config
     step = int(read_metadata(ckpt)["step"])
