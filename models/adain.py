@@ -1,5 +1,5 @@
 """The default model: VGG encoder -> AdaIN blend of K styles (at the deepest tap and any skips)
--> mirror decoder."""
+-> mirror decoder; optionally each style's statistics corrected by a learned style hint first (models/hint.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,6 +9,8 @@ from torch import nn
 
 from .contract import Capabilities
 from .decoder import Decoder, DecoderConfig
+from .hint import StyleHint
+from .io import check_value
 from .mixing import StatisticsMixing
 from .registry import register_model
 from .vgg import DEFAULT_TAPS, EncoderConfig, VGGEncoder, tap_channels, tap_stride
@@ -21,6 +23,14 @@ class AdaINConfig:
     encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(name="vgg16-hed"))
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     style_taps: tuple[str, ...] = DEFAULT_TAPS  # taps whose statistics make a StyleCode
+    # style taps whose statistics correct every style's targets before the blend (a learned StyleHint, models/
+    # hint.py; shifts in units of the style's std); () = none. It reads the code the model already makes.
+    style_hint: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        check_value("style_hint", list(self.style_hint),
+                    set(self.style_hint) <= set(self.style_taps) and len(set(self.style_hint)) == len(self.style_hint),
+                    f"distinct taps among style_taps {list(self.style_taps)}")
 
 
 @register_model("adain", AdaINConfig)
@@ -41,6 +51,9 @@ class AdaINModel(StatisticsMixing, nn.Module):
         taps = set(config.style_taps) | {config.decoder.from_tap} | set(config.decoder.skips)
         self.encoder = VGGEncoder(config.encoder, tuple(taps))
         self.decoder = Decoder(config.decoder)
+        self.hint = StyleHint({t: self.tap_channels(t) for t in config.style_hint},
+                              {t: self.tap_channels(t) for t in self.mix_taps}, shift_by_std=True) \
+            if config.style_hint else None
 
     @property
     def stride(self) -> int:

@@ -5,7 +5,7 @@
                        each optionally followed by residual blocks (`level_blocks`; `blocks` at the deepest tap)
       -> mixing        AdaIN towards the weighted blend of K StyleCodes at s8 and at every skip
                        (mixing.StatisticsMixing, the code the default model runs); with a style hint
-                       (config.style_hint, StyleHint) each code is first corrected from a VGG's statistics
+                       (config.style_hint, models/hint.py) each code is first corrected from a VGG's statistics
                        of the same style image, which its StyleCode carries beside the encoder's
       -> FastDecoder   residual blocks at s8; per level up: narrowing conv, bilinear x2, the mixed skip
                        concatenated, a fusing conv, that level's residual blocks; a last conv to RGB
@@ -40,6 +40,7 @@ from .contract import Capabilities
 from .decoder import upsample2x
 from .io import check_value
 from . import functional as Fn
+from .hint import StyleHint
 from .mixing import StatisticsMixing, StyleCode
 from .registry import register_model
 from .vgg import tap_channels as vgg_channels
@@ -160,55 +161,16 @@ class FastDecoder(nn.Module):
         return self.to_rgb(x) + 0.5  # mirrors the encoder's `image - 0.5`: a fresh decoder starts at mid-grey
 
 
-class StyleHint(nn.Module):
-    """A correction of the student's style code from a VGG's statistics of the same style image.
-
-    The student's own code (mean/std of its shallow encoder's channels: 168 in the shipped widths) cannot say what
-    the teacher's VGG channels (960 at relu1_1..relu4_1) say about a style's strokes; this maps those linearly to a
-    shift of the code's means and a log-scale of its stds at every tap the decoder reads:
-
-        mean' = mean + A_t z / sqrt(n)        std' = std * exp(B_t z / sqrt(n))
-
-    z (n values) is log1p of each VGG tap's channel means and stds, standardised over that tap's channels (so it
-    is O(1) whatever the tap's scale, and says how a style differs across channels, not how bright it is), and
-    1/sqrt(n) keeps Adam's per-weight steps from moving the outputs by ~lr * n per step: without both, the first
-    30 steps from trained weights threw the statistics loss from 0.13 to 0.98.
-
-    It acts on each style's code before codes are blended, so blends, masks and alpha work exactly as without it
-    (weights (1, 0) give the first style's corrected code). A and B start at zero: a fresh hint is the identity,
-    so it can be added to trained weights without changing what they compute (training/fast_task.py, `init`).
-    The VGG pass is paid when a style image is encoded, which costs more than stylising with the student: encode
-    a style once (`Stylizer.encode_style`, the built-in names' banked codes) and reuse its code.
-    Computed in float32 (autocast off), as the statistics and the blend are.
-    """
-
-    def __init__(self, config: FastConfig):
-        super().__init__()
-        self.taps = tuple(config.style_hint)
-        width, taps = 2 * sum(HINT_CHANNELS[t] for t in self.taps), tap_names(len(config.widths))
-        read = (taps[-1], *config.skips)  # the taps the decoder reads: one map each
-        self.maps = nn.ModuleDict({t: nn.Linear(width, 2 * c) for t, c in zip(taps, config.widths) if t in read})
-        for m in self.maps.values():
-            nn.init.zeros_(m.weight)
-            nn.init.zeros_(m.bias)
-
-    def forward(self, means: dict[str, torch.Tensor], stds: dict[str, torch.Tensor]
-                ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """Stacked codes ({tap: (k, c)} means and stds, VGG taps among them) -> the same with the student's taps
-        corrected."""
-        device = self.maps[next(iter(self.maps))].weight.device
-        with torch.autocast(device.type, enabled=False):
-            z = torch.cat([_standardise(torch.log1p(x[t].to(device, torch.float32).clamp_min(0)))
-                           for x in (means, stds) for t in self.taps], dim=-1)
-            means, stds, gain = dict(means), dict(stds), z.shape[-1] ** -0.5
-            for tap, m in self.maps.items():
-                # a product and a sum per row, not a matmul: a style's correction must not depend on how many
-                # styles are stacked with it (a GEMM's rounding does), so weights (1, 0) give the single style
-                out = (z[:, None, :] * m.weight.float()).sum(-1) + m.bias.float()
-                shift, log_scale = (out * gain).chunk(2, dim=-1)
-                means[tap] = means[tap].to(device, torch.float32) + shift
-                stds[tap] = stds[tap].to(device, torch.float32) * torch.exp(log_scale)
-        return means, stds
+def fast_hint(config: FastConfig) -> StyleHint:
+    """The style hint of a fast model: the VGG statistics of `config.style_hint` correct the code at every tap the
+    decoder reads. The student's own code (168 channels of its shallow encoder in the shipped widths) cannot say
+    what the teacher's VGG channels (960 at relu1_1..relu4_1) say about a style's strokes. The VGG pass is paid
+    when a style image is encoded, which costs more than stylising with the student: encode a style once
+    (`Stylizer.encode_style`, the built-in names' banked codes) and reuse its code."""
+    taps = tap_names(len(config.widths))
+    read = (taps[-1], *config.skips)
+    return StyleHint({t: HINT_CHANNELS[t] for t in config.style_hint},
+                     {t: c for t, c in zip(taps, config.widths) if t in read})
 
 
 @register_model("adain-fast", FastConfig)
@@ -227,7 +189,7 @@ class FastModel(StatisticsMixing, nn.Module):
         self.config = config
         self.encoder = FastEncoder(config)
         self.decoder = FastDecoder(config)
-        self.hint = StyleHint(config) if config.style_hint else None
+        self.hint = fast_hint(config) if config.style_hint else None
         self._hint_vgg: list[nn.Module] = []  # the frozen VGG of the hint (attach_style_encoder); not our weights
         # Channels-last weights, so every conv runs channels-last (inputs are converted in `encode`): oneDNN's
         # NCHW kernels are slow on these thin, wide maps (16 -> 8 channels at 512 px: 46 vs 11 ms, one thread),
@@ -254,11 +216,6 @@ class FastModel(StatisticsMixing, nn.Module):
     def encoder_name(self) -> str:
         """Id of the encoder's weights (config.encoder_id); saved style codes record it."""
         return self.config.encoder_id
-
-    @property
-    def code_taps(self) -> tuple[str, ...]:
-        """Taps of a StyleCode that mixing reads: the decoder's, then the style hint's VGG taps."""
-        return (*super().code_taps, *(self.hint.taps if self.hint is not None else ()))
 
     def tap_channels(self, tap: str) -> int:
         """Channels of the encoder's features at `tap`, or of the style hint's VGG at one of its taps."""
@@ -308,12 +265,6 @@ class FastModel(StatisticsMixing, nn.Module):
             return codes
         return with_hint_stats(codes, self.hint_stats(image))
 
-    def mix_stats(self, feats, means, stds, weights, alpha=1.0, content_stats=None):
-        """`StatisticsMixing.mix_stats` with each code corrected by the style hint first (if any)."""
-        if self.hint is not None:
-            means, stds = self.hint(means, stds)
-        return super().mix_stats(feats, means, stds, weights, alpha, content_stats)
-
     def encode(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """RGB [0, 1] (b, 3, h, w) -> {tap: features} (channels-last tensors)."""
         return self.encoder(image.contiguous(memory_format=torch.channels_last))
@@ -323,11 +274,6 @@ class FastModel(StatisticsMixing, nn.Module):
         dtype = self.decoder.to_rgb.weight.dtype
         cl = torch.channels_last
         return self.decoder({t: targets[t].to(dtype).contiguous(memory_format=cl) for t in self.mix_taps}).contiguous()
-
-
-def _standardise(x: torch.Tensor) -> torch.Tensor:
-    """(..., c) -> zero mean, unit variance over the last dimension."""
-    return (x - x.mean(-1, keepdim=True)) / x.std(-1, keepdim=True).clamp_min(1e-6)
 
 
 def with_hint_stats(codes: list[StyleCode], stats: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> list[StyleCode]:

@@ -77,8 +77,11 @@ class StatisticsMixing:
 
     @property
     def code_taps(self) -> tuple[str, ...]:
-        """Taps of a StyleCode that mixing reads, in the code's order (e.g. the inputs of an ONNX graph)."""
-        return tuple(t for t in self.style_taps if t in self.mix_taps)
+        """Taps of a StyleCode that mixing reads, in the code's order (e.g. the inputs of an ONNX graph): the
+        decoder's, then any other tap the style hint reads."""
+        hint = getattr(self, "hint", None)
+        own = tuple(t for t in self.style_taps if t in self.mix_taps)
+        return (*own, *(t for t in (hint.taps if hint is not None else ()) if t not in own))
 
     def encode_content(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """The contract's content encoding: the encoder's features {tap: (b, c, h, w)}."""
@@ -127,6 +130,7 @@ class StatisticsMixing:
         """`mix` with the K codes already stacked ({tap: (k, c)} means and stds, as `stack_codes` returns): what a
         traced graph with K as an input dimension calls (inference/onnx_export.py), where a list of K codes
         cannot exist. A 0-d tensor `alpha` is not range-checked (see `functional.mix`)."""
+        means, stds = self.hinted(means, stds)
         out = {}
         for tap in self.mix_taps:
             w = weights if weights.dim() == 1 else Fn.resize_weights(weights, feats[tap].shape[-2:])
@@ -134,6 +138,14 @@ class StatisticsMixing:
             out[tap] = Fn.mix(feats[tap], means[tap].to(feats[tap].device), stds[tap].to(feats[tap].device), w, alpha,
                               stats)
         return out
+
+    def hinted(self, means: dict[str, torch.Tensor], stds: dict[str, torch.Tensor]
+               ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Stacked statistics ({tap: (k, c)}, one row per style) corrected by the model's style hint (`hint`, a
+        models/hint.StyleHint; none: unchanged). Mixing calls it before the blend; training calls it on each
+        sample's style statistics, so the hint learns what mixing will use."""
+        hint = getattr(self, "hint", None)  # a registered submodule, or None (no class default: nn.Module's
+        return (means, stds) if hint is None else hint(means, stds)  # __getattr__ finds submodules only then)
 
     def stylize(self, content: dict[str, torch.Tensor], codes: Sequence[StyleCode], weights: torch.Tensor,
                 alpha: float | torch.Tensor = 1.0,

@@ -243,10 +243,11 @@ def model_styles(name_or_path: str | None = None) -> dict[str, StyleCode]:
     return load_codes(path) if path.is_file() else {}
 
 
-def decoder_part(model: nn.Module) -> nn.Module:
-    """The part of a model a weights dir's decoder.safetensors holds (every tensor not under 'encoder.'),
-    as a module that `load_into` fills strictly."""
-    return _Subset(model, {k for k in model.state_dict() if not k.startswith("encoder.")})
+def decoder_part(model: nn.Module, skip: str | None = None) -> nn.Module:
+    """The part of a model a weights dir's decoder.safetensors holds (every tensor not under 'encoder.', nor under
+    `skip` if given), as a module that `load_into` fills strictly."""
+    return _Subset(model, {k for k in model.state_dict()
+                           if not k.startswith("encoder.") and not (skip and k.startswith(skip))})
 
 
 class _Subset(nn.Module):

@@ -524,3 +524,21 @@ def test_pack_data_shrinks_keeps_folders_and_respects_the_limit(run_setup, tmp_p
     assert all(min(Image.open(f).size) <= 16 for f in files)
     n2, size2 = pack(root, tmp_path / "small", short=16, limit=size // 2)
     assert 0 < n2 < n and size2 <= size // 2
+
+
+def test_lr_scales_give_parameters_their_own_learning_rate(run_setup, capsys):
+    config, root = run_setup
+    assert train(config, root / "first", "loop.steps=2") == 0
+    assert train(config, root / "first", extra=("--export", str(root / "w"))) == 0
+    start = load_tensors(root / "w" / "decoder.safetensors")
+    for name, scales in (("slow", ['loop.lr_scales={"decoder.": 1e-6}']), ("plain", [])):
+        assert train(config, root / name, "loop.steps=2", f"init={root / 'w'}", *scales) == 0
+        assert train(config, root / name, f"init={root / 'w'}", *scales, extra=("--export", str(root / f"w-{name}"))) == 0
+    slow, plain = (load_tensors(root / f"w-{n}" / "decoder.safetensors") for n in ("slow", "plain"))
+    # Adam moves each weight by ~lr per step: 1e-9 is below fp16's resolution, 1e-3 is not
+    assert all(torch.equal(slow[k], v) for k, v in start.items())
+    assert max(float((plain[k].float() - v.float()).abs().max()) for k, v in start.items()) > 1e-4
+    capsys.readouterr()
+    assert train(config, root / "bad", "loop.steps=1", 'loop.lr_scales={"hint.": 10}') == 2
+    err = capsys.readouterr().err
+    assert "loop.lr_scales" in err and "'hint.' names none" in err and "Traceback" not in err

@@ -248,7 +248,9 @@ class AdaINTask:
                 c, ids = self.batches.content_and_style_ids(step, self.style_stats.usable)
                 content = self._to_device(c)
                 fc, stats = m.encode(content), self.style_stats.batch(ids)
-            targets = {t: Fn.adain(fc[t], *stats[t]) for t in m.mix_taps}
+        # each sample's style statistics through the style hint (if any; with gradient), as mixing will use them
+        means, stds = m.hinted({t: ms[0] for t, ms in stats.items()}, {t: ms[1] for t, ms in stats.items()})
+        targets = {t: Fn.adain(fc[t], means[t], stds[t]) for t in m.mix_taps}
         out = m.decode(targets)
         fo = m.encode(out)
         top = m.config.decoder.from_tap

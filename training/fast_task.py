@@ -13,7 +13,7 @@ Two phases in one command, both resumable:
      the VGG pass is most of a step's cost (~70 % at 256 px), and a 128 px window cuts it 4x.
      The student mixes exactly as at inference (mixing.StatisticsMixing on its own encoder's statistics), on
      the same framed canvas the teacher painted on, so K-style blends, masks and alpha behave as in the default.
-     With a style hint (model.style_hint, models/fast.StyleHint) each style's code is corrected from the frozen
+     With a style hint (model.style_hint, models/hint.py) each style's code is corrected from the frozen
      VGG's statistics of the style crop, computed once per cache sample and kept in one buffer.
 
     python -m stylemix.training --model adain-fast --config training/configs/adain-fast.json --out runs/fast

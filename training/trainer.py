@@ -20,7 +20,7 @@ import signal
 import threading
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -70,6 +70,9 @@ class LoopConfig:
     grad_clip: float = 0.0  # 0 = off
     tensorboard: bool = True  # also write TensorBoard events (RUN_DIR/tensorboard) when `tensorboard` is installed
     max_minutes: float = 0.0  # stop (with a checkpoint) after this much wall time in this process; 0 = no limit
+    # learning-rate multipliers by parameter-name prefix, e.g. {"hint.": 10}: a part that starts fresh beside
+    # trained weights (a style hint grown onto a decoder) learns at its own pace; the first matching prefix wins
+    lr_scales: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self):  # value checks, before anything runs; from_dict has checked the types
         inf = float("inf")
@@ -81,6 +84,24 @@ class LoopConfig:
             check_value(f"loop.{name}", getattr(self, name), getattr(self, name) >= 0, "an integer >= 0 (0 = off)")
         for name in ("checkpoint_every", "log_every"):
             check_value(f"loop.{name}", getattr(self, name), getattr(self, name) >= 1, "an integer >= 1")
+        check_value("loop.lr_scales", self.lr_scales, all(0 < v < inf for v in self.lr_scales.values()),
+                    "a mapping of parameter-name prefixes to finite numbers > 0")
+
+
+def param_groups(model: nn.Module, lr_scales: dict[str, float]) -> list[dict[str, Any]]:
+    """The trainable parameters in Adam groups, one per learning-rate multiplier (`LoopConfig.lr_scales`), each
+    group's multiplier under "lr_scale"; without multipliers one group of every parameter, as a plain Adam has."""
+    groups: dict[float, list[nn.Parameter]] = {}
+    used: set[str] = set()
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            prefix = next((k for k in lr_scales if name.startswith(k)), None)
+            used.add(prefix)
+            groups.setdefault(lr_scales.get(prefix, 1.0), []).append(p)
+    unused = [k for k in lr_scales if k not in used]
+    check_value("loop.lr_scales", lr_scales, not unused, f"prefixes of trainable parameters ({unused[0]!r} "
+                f"names none)" if unused else "")
+    return [{"params": ps, "lr_scale": scale} for scale, ps in groups.items()]
 
 
 class ResumeMismatch(ValueError):
@@ -161,7 +182,7 @@ class Trainer:
         if loop.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(self.params, lr=loop.lr)
+        self.optimizer = torch.optim.Adam(param_groups(model, loop.lr_scales), lr=loop.lr)
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.stop_requested = False
@@ -237,7 +258,7 @@ class Trainer:
                 if time.time() >= deadline:  # like a signal, so every DDP rank stops at the same step
                     self.stop_requested = True
                 for g in self.optimizer.param_groups:
-                    g["lr"] = self.lr_at(step)
+                    g["lr"] = self.lr_at(step) * g.get("lr_scale", 1.0)  # checkpoints from before lr_scales: 1
                 with self.autocast():
                     loss, logs = self.task.loss(step)
                 window_n += int(logs.pop("batch", 1)) * self.world

@@ -1,0 +1,71 @@
+"""The style hint: a learned correction of a style's statistics before they are blended and AdaIN'd.
+
+A decoder is convolutional: each output pixel sees a window of its AdaIN'd features, never the style as a whole,
+so what a style's statistics say globally (how its channels differ, which strokes dominate) reaches it only as
+local values, and a decoder realises its AdaIN targets in part (the default model's relu3_1/relu4_1 means land
+0.30-0.37 of the style's spread away, measured at 512 px). The hint maps a style's statistics at some taps (`read`)
+linearly to a correction of its targets at the taps the decoder reads (`write`):
+
+    mean' = mean + u_t * (A_t z / sqrt(n))        std' = std * exp(B_t z / sqrt(n))
+
+z (n values) is log1p of each read tap's channel means and stds, standardised over that tap's channels (so it is
+O(1) whatever the tap's scale and says how a style differs across channels, not how bright it is); 1/sqrt(n)
+keeps Adam's per-weight steps from moving the outputs by ~lr * n per step. u_t is 1 (an absolute shift, adain-fast's
+own encoder) or, with `shift_by_std`, the style's std at that tap (a shift in units of the style's spread, so one
+learning rate suits VGG taps whose scales differ by 100x).
+
+It acts on each style before styles are blended, so blends, masks, alpha and tiling work on the corrected codes
+exactly as without it, and weights (1, 0) give the first style's corrected code bit for bit (a product and a sum
+per row, not a matmul, whose rounding would depend on how many styles are stacked). A and B start at zero: a
+fresh hint is the identity, so it can be added to trained weights without changing what they compute. Computed
+in float32 with autocast off, as the statistics and the blend are.
+
+Letters: k - styles (or batch rows), c - channels, n - the hint's inputs.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+from torch import nn
+
+
+class StyleHint(nn.Module):
+    """A linear correction of per-tap style statistics (see the module docstring).
+
+    Args:
+        read: {tap: channels} whose statistics are the hint's input, in the order they are concatenated.
+        write: {tap: channels} whose statistics it corrects.
+        shift_by_std: shift the means in units of the style's std at each tap (else absolute shifts).
+    """
+
+    def __init__(self, read: Mapping[str, int], write: Mapping[str, int], shift_by_std: bool = False):
+        super().__init__()
+        self.taps = tuple(read)  # the taps it reads
+        self.shift_by_std = shift_by_std
+        width = 2 * sum(read.values())
+        self.maps = nn.ModuleDict({t: nn.Linear(width, 2 * c) for t, c in write.items()})
+        for m in self.maps.values():
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    def forward(self, means: dict[str, torch.Tensor], stds: dict[str, torch.Tensor]
+                ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """{tap: (k, c)} means and stds (the read taps among them) -> the same with the written taps corrected."""
+        device = self.maps[next(iter(self.maps))].weight.device
+        with torch.autocast(device.type, enabled=False):
+            z = torch.cat([standardise(torch.log1p(x[t].to(device, torch.float32).clamp_min(0)))
+                           for x in (means, stds) for t in self.taps], dim=-1)
+            means, stds, gain = dict(means), dict(stds), z.shape[-1] ** -0.5
+            for tap, m in self.maps.items():
+                out = (z[:, None, :] * m.weight.float()).sum(-1) + m.bias.float()  # per row: see the docstring
+                shift, log_scale = (out * gain).chunk(2, dim=-1)
+                std = stds[tap].to(device, torch.float32)
+                means[tap] = means[tap].to(device, torch.float32) + (shift * std if self.shift_by_std else shift)
+                stds[tap] = std * torch.exp(log_scale)
+        return means, stds
+
+
+def standardise(x: torch.Tensor) -> torch.Tensor:
+    """(..., c) -> zero mean, unit variance over the last dimension."""
+    return (x - x.mean(-1, keepdim=True)) / x.std(-1, keepdim=True).clamp_min(1e-6)

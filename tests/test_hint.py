@@ -1,0 +1,149 @@
+"""The AdaIN model's style hint (models/hint.py, AdaINConfig.style_hint): identity when fresh, the documented
+formula (shifts in units of the style's std) once trained, blends and (1, 0) weights as without it, weights dirs
+and training (grown onto weights trained without a hint)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from stylemix.models import functional as Fn
+from stylemix.models.adain import AdaINConfig, AdaINModel
+from stylemix.models.decoder import DecoderConfig
+from stylemix.models.io import ConfigError, load_tensors, save_model_dir
+from stylemix.models.mixing import StyleCode
+from stylemix.models.pretrained import load_model
+from stylemix.training import cli
+
+import test_training
+
+run_setup = test_training.run_setup  # the tiny-run fixture, shared
+train = test_training.train
+TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+CONFIG = AdaINConfig(decoder=DecoderConfig(width=0.25, skips=("relu3_1", "relu2_1", "relu1_1")))
+
+
+def _pair(make_calibrated_model, scale: float = 0.0) -> tuple[AdaINModel, AdaINModel]:
+    """(plain, hinted): the same calibrated weights, the hinted one reading all four taps; its hint's weights
+    drawn at `scale` (0: the fresh identity)."""
+    plain = make_calibrated_model(CONFIG)
+    hinted = AdaINModel(dataclasses.replace(CONFIG, style_hint=TAPS)).eval()
+    missing, unexpected = hinted.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("hint.") for k in missing)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        for p in hinted.hint.parameters():
+            p.normal_(0, scale) if scale else p.zero_()
+    return plain, hinted
+
+
+def _styles(model: AdaINModel) -> list[StyleCode]:
+    torch.manual_seed(9)
+    with torch.no_grad():
+        return model.style_code(torch.rand(2, 3, 48, 40))
+
+
+def _reference(hinted: AdaINModel, code: StyleCode, tap: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The documented correction of one code at one tap, written out independently: (mean', std')."""
+    def standard(x):
+        y = torch.log1p(x)
+        return (y - y.mean()) / y.std()
+    z = torch.cat([standard(code.mean[t]) for t in TAPS] + [standard(code.std[t]) for t in TAPS])
+    m = hinted.hint.maps[tap]
+    out = (m.weight.double() @ z.double() + m.bias.double()) / len(z) ** 0.5
+    c = len(code.mean[tap])
+    std = code.std[tap].double()
+    return code.mean[tap].double() + std * out[:c], std * out[c:].exp()
+
+
+def test_a_fresh_hint_is_the_plain_model_bit_for_bit_and_gets_gradients(make_calibrated_model):
+    plain, hinted = _pair(make_calibrated_model)
+    x, codes = torch.rand(1, 3, 40, 48), _styles(plain)
+    w = Fn.validate_weights([0.3, 0.7], 2)
+    with torch.no_grad():
+        assert torch.equal(hinted.stylize(hinted.encode(x), codes, w), plain.stylize(plain.encode(x), codes, w))
+    hinted.stylize(hinted.encode(x), codes, w).mean().backward()
+    assert set(hinted.hint.maps) == set(hinted.mix_taps)
+    assert all(float(m.weight.grad.abs().sum()) > 0 for m in hinted.hint.maps.values())
+    assert hinted.code_taps == plain.code_taps  # it reads the code the model makes: no new inputs
+
+
+def test_a_trained_hint_corrects_each_style_by_the_formula_before_the_blend(make_calibrated_model):
+    _, hinted = _pair(make_calibrated_model, scale=0.5)
+    content, (a, b) = hinted.encode(torch.rand(1, 3, 40, 48)), _styles(hinted)
+    with torch.no_grad():
+        want = {t: [_reference(hinted, c, t) for c in (a, b)] for t in hinted.mix_taps}
+        mixed = hinted.mix(content, [a, b], Fn.validate_weights([1, 1], 2))
+        one_zero = hinted.stylize(content, [a, b], Fn.validate_weights([1, 0], 2))
+        single = hinted.stylize(content, [a], torch.ones(1))
+    assert torch.equal(one_zero, single)
+    for tap in hinted.mix_taps:
+        shift = (want[tap][0][0] - a.mean[tap].double()) / a.std[tap].double()
+        assert float(shift.abs().max()) > 0.05  # it does move the code, by a fraction of the style's spread
+        mean, std = Fn.mean_std(mixed[tap], eps=0.0)
+        var = content[tap][0].flatten(1).var(1, unbiased=False)
+        want_m = (want[tap][0][0] + want[tap][1][0]) / 2
+        want_s = (want[tap][0][1] + want[tap][1][1]) / 2 * (var / (var + Fn.EPS)).sqrt().double()
+        torch.testing.assert_close(mean[0].double(), want_m, rtol=1e-4, atol=1e-5 * float(want_m.abs().max()))
+        torch.testing.assert_close(std[0].double(), want_s, rtol=1e-3, atol=1e-5 * float(want_s.max()))
+
+
+def test_a_hint_reads_only_style_taps():
+    with pytest.raises(ConfigError, match=r'style_hint must be distinct taps among style_taps .* got \["relu5_1"\]'):
+        AdaINConfig(style_hint=("relu5_1",))
+    with pytest.raises(ConfigError, match="style_hint"):
+        AdaINConfig(style_hint=("relu1_1", "relu1_1"))
+
+
+def test_a_hinted_weights_dir_round_trips(tmp_path, make_calibrated_model):
+    _, hinted = _pair(make_calibrated_model, scale=0.5)
+    out = save_model_dir(hinted, "adain", hinted.config, tmp_path / "w", encoder="vgg16-hed", with_encoder=True,
+                         dtype=torch.float32)
+    assert any(k.startswith("hint.maps.relu4_1") for k in load_tensors(out / "decoder.safetensors"))
+    loaded, _ = load_model(str(out), device="cpu", log=lambda *a: None)
+    x, codes = torch.rand(1, 3, 40, 48), _styles(hinted)
+    with torch.no_grad():
+        assert torch.equal(loaded(x, codes, [0.5, 0.5]), hinted(x, codes, [0.5, 0.5]))
+
+
+def test_a_hint_grows_onto_weights_trained_without_one_and_trains(run_setup):
+    config, root = run_setup
+    assert train(config, root / "plain", "loop.steps=2") == 0
+    assert train(config, root / "plain", extra=("--export", str(root / "w"))) == 0
+    hint = ['model.style_hint=["relu1_1","relu2_1"]', f"init={root / 'w'}"]
+    model = cli.build_model(cli.build_config(str(config), hint), log=lambda *a: None)
+    plain = load_tensors(root / "w" / "decoder.safetensors")
+    state = model.state_dict()
+    assert all(torch.equal(state[k].to(v.dtype), v) for k, v in plain.items())  # the init's weights, exactly
+    assert all(float(v.abs().max()) == 0 for k, v in state.items() if k.startswith("hint."))  # and the identity
+    assert train(config, root / "hinted", "loop.steps=2", *hint) == 0
+    assert train(config, root / "hinted", *hint, extra=("--export", str(root / "w2"))) == 0
+    trained = load_tensors(root / "w2" / "decoder.safetensors")
+    assert float(trained["hint.maps.relu2_1.weight"].abs().max()) > 0  # the training step reached the hint
+    meta = json.loads((root / "w2" / "config.json").read_text())
+    assert meta["config"]["style_hint"] == ["relu1_1", "relu2_1"] and meta["steps"] == "4"
+    # and a run from hinted weights loads the hint strictly
+    again = cli.build_model(cli.build_config(str(config), ['model.style_hint=["relu1_1","relu2_1"]',
+                                                           f"init={root / 'w2'}"]), log=lambda *a: None)
+    assert torch.equal(again.state_dict()["hint.maps.relu2_1.weight"], trained["hint.maps.relu2_1.weight"].float())
+
+
+def test_a_hinted_model_exports_to_onnx_with_the_hint_in_the_graph(tmp_path, make_calibrated_model):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from stylemix.inference import Stylizer, onnx_export
+
+    _, hinted = _pair(make_calibrated_model, scale=0.5)
+    session = ort.InferenceSession(str(onnx_export.export_onnx(hinted, tmp_path / "hint.onnx")))
+    assert sorted(i.name for i in session.get_inputs() if i.name.startswith("mean_")) == sorted(f"mean_{t}" for t in TAPS)
+    stylizer, x, codes = Stylizer(hinted, dtype="fp32"), torch.rand(1, 3, 40, 56), _styles(hinted)
+    ref = stylizer.stylize(x, codes, weights=[0.3, 0.7], max_size=None, return_tensor=True).numpy()
+    plain = Stylizer(make_calibrated_model(CONFIG), dtype="fp32").stylize(x, codes, weights=[0.3, 0.7], max_size=None,
+                                                                          return_tensor=True).numpy()
+    feed = {"content": x.numpy(), "weights": np.asarray([0.3, 0.7], np.float32), "alpha": np.asarray(1.0, np.float32),
+            **{f"{k}_{t}": np.stack([getattr(c, k)[t].numpy() for c in codes]) for k in ("mean", "std") for t in TAPS}}
+    got = session.run(None, feed)[0]
+    assert np.abs(got - ref).max() < 1 / 255 and np.abs(ref - plain).max() > 10 / 255  # the hint is in the graph
