@@ -102,3 +102,20 @@ def make_calibrated_model():
     (see `_calibrated_adain`; default config: VGG16 to relu4_1, decoder width 0.25). Use it instead of
     `tiny_model` when a test compares output images: tiny_model's outputs are nearly constant."""
     return lambda config=None, seed=0: _calibrated_adain(seed, config)[0]
+
+
+@pytest.fixture
+def hint_reference():
+    """hint_reference(hint, code, tap) -> (mean', std'): models/hint.py's documented formula for one StyleCode at one
+    tap, written out independently (float64, returned in the code's dtype), to check StyleHint against."""
+    def corrected(hint, code, tap):
+        def standard(x):
+            y = torch.log1p(x.double())
+            return (y - y.mean()) / y.std()
+        z = torch.cat([standard(code.mean[t]) for t in hint.taps] + [standard(code.std[t]) for t in hint.taps])
+        m = hint.maps[tap]
+        out = (m.weight.double() @ z + m.bias.double()) / len(z) ** 0.5
+        c, mean, std = len(code.mean[tap]), code.mean[tap].double(), code.std[tap].double()
+        shift = out[:c] * std if hint.shift_by_std else out[:c]
+        return (mean + shift).to(code.mean[tap].dtype), (std * out[c:].exp()).to(code.std[tap].dtype)
+    return corrected

@@ -46,19 +46,6 @@ def _styles(model: AdaINModel) -> list[StyleCode]:
         return model.style_code(torch.rand(2, 3, 48, 40))
 
 
-def _reference(hinted: AdaINModel, code: StyleCode, tap: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The documented correction of one code at one tap, written out independently: (mean', std')."""
-    def standard(x):
-        y = torch.log1p(x)
-        return (y - y.mean()) / y.std()
-    z = torch.cat([standard(code.mean[t]) for t in TAPS] + [standard(code.std[t]) for t in TAPS])
-    m = hinted.hint.maps[tap]
-    out = (m.weight.double() @ z.double() + m.bias.double()) / len(z) ** 0.5
-    c = len(code.mean[tap])
-    std = code.std[tap].double()
-    return code.mean[tap].double() + std * out[:c], std * out[c:].exp()
-
-
 def test_a_fresh_hint_is_the_plain_model_bit_for_bit_and_gets_gradients(make_calibrated_model):
     plain, hinted = _pair(make_calibrated_model)
     x, codes = torch.rand(1, 3, 40, 48), _styles(plain)
@@ -71,11 +58,12 @@ def test_a_fresh_hint_is_the_plain_model_bit_for_bit_and_gets_gradients(make_cal
     assert hinted.code_taps == plain.code_taps  # it reads the code the model makes: no new inputs
 
 
-def test_a_trained_hint_corrects_each_style_by_the_formula_before_the_blend(make_calibrated_model):
+def test_a_trained_hint_corrects_each_style_by_the_formula_before_the_blend(make_calibrated_model, hint_reference):
     _, hinted = _pair(make_calibrated_model, scale=0.5)
+    assert hinted.hint.shift_by_std  # the default model's shifts are in units of the style's std
     content, (a, b) = hinted.encode(torch.rand(1, 3, 40, 48)), _styles(hinted)
     with torch.no_grad():
-        want = {t: [_reference(hinted, c, t) for c in (a, b)] for t in hinted.mix_taps}
+        want = {t: [tuple(x.double() for x in hint_reference(hinted.hint, c, t)) for c in (a, b)] for t in hinted.mix_taps}
         mixed = hinted.mix(content, [a, b], Fn.validate_weights([1, 1], 2))
         one_zero = hinted.stylize(content, [a, b], Fn.validate_weights([1, 0], 2))
         single = hinted.stylize(content, [a], torch.ones(1))
