@@ -64,6 +64,7 @@ class StatisticsMixing:
         encode(images) -> {tap: (b, c, h, w)}     features at every tap of `style_taps` and `mix_taps`
         decode(targets) -> (b, 3, h, w)           mixed features at `mix_taps` -> RGB, not clamped
         mix_taps, style_taps                      taps the decoder reads (deepest first) / a StyleCode holds
+        hint                                      its StyleHint (models/hint.py), or None
         tap_channels(tap) -> int
 
     so that blends, masks, alpha and whole-image statistics (tiling) behave exactly alike in every such model
@@ -72,6 +73,7 @@ class StatisticsMixing:
 
     style_taps: tuple[str, ...]
     mix_taps: tuple[str, ...]
+    hint: nn.Module | None  # set by the model (an annotation only: a class default would hide the submodule)
     style_encoder_request: tuple[str, tuple[str, ...]] | None = None  # a second encoder a loader must attach
     # (attach_style_encoder) before style codes can be made: (preset or dir, taps); adain-fast's style hint
 
@@ -79,9 +81,8 @@ class StatisticsMixing:
     def code_taps(self) -> tuple[str, ...]:
         """Taps of a StyleCode that mixing reads, in the code's order (e.g. the inputs of an ONNX graph): the
         decoder's, then any other tap the style hint reads."""
-        hint = getattr(self, "hint", None)
         own = tuple(t for t in self.style_taps if t in self.mix_taps)
-        return (*own, *(t for t in (hint.taps if hint is not None else ()) if t not in own))
+        return (*own, *(t for t in (self.hint.taps if self.hint is not None else ()) if t not in own))
 
     def encode_content(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """The contract's content encoding: the encoder's features {tap: (b, c, h, w)}."""
@@ -144,8 +145,7 @@ class StatisticsMixing:
         """Stacked statistics ({tap: (k, c)}, one row per style) corrected by the model's style hint (`hint`, a
         models/hint.StyleHint; none: unchanged). Mixing calls it before the blend; training calls it on each
         sample's style statistics, so the hint learns what mixing will use."""
-        hint = getattr(self, "hint", None)  # a registered submodule, or None (no class default: nn.Module's
-        return (means, stds) if hint is None else hint(means, stds)  # __getattr__ finds submodules only then)
+        return (means, stds) if self.hint is None else self.hint(means, stds)
 
     def stylize(self, content: dict[str, torch.Tensor], codes: Sequence[StyleCode], weights: torch.Tensor,
                 alpha: float | torch.Tensor = 1.0,

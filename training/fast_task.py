@@ -154,7 +154,7 @@ class FastTask:
 
     def hint_stats(self, batch: list[Sample]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """{VGG tap: (mean, std) (k, c)} of the batch's k style crops in order, the student's style hint input
-        (models/fast.StyleHint); computed once per cache sample (the crops are fixed) and kept (~15 KB each)."""
+        (models/hint.py); computed once per cache sample (the crops are fixed) and kept (~15 KB each)."""
         taps = self.model.hint.taps
         widths = [HINT_CHANNELS[t] for t in taps] * 2  # a row: the means, then the stds, tap by tap
         if self._hint_rows is None:
