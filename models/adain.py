@@ -1,5 +1,6 @@
 """The default model: VGG encoder -> AdaIN blend of K styles (at the deepest tap and any skips)
--> mirror decoder; optionally each style's statistics corrected by a learned style hint first (models/hint.py)."""
+-> mirror decoder; optionally each style's statistics corrected by a learned style hint first, and the decoder's
+hidden layers modulated per style (both models/hint.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,7 +10,8 @@ from torch import nn
 
 from .contract import Capabilities
 from .decoder import Decoder, DecoderConfig
-from .hint import StyleHint
+from .functional import resize_weights
+from .hint import StyleHint, StyleModulation
 from .io import check_value
 from .mixing import StatisticsMixing
 from .registry import register_model
@@ -26,11 +28,17 @@ class AdaINConfig:
     # style taps whose statistics correct every style's targets before the blend (a learned StyleHint, models/
     # hint.py; shifts in units of the style's std); () = none. It reads the code the model already makes.
     style_hint: tuple[str, ...] = ()
+    # style taps whose statistics modulate every hidden conv of the decoder per style (a learned StyleModulation,
+    # models/hint.py: conditional instance norm from the style's statistics); () = none
+    decoder_modulation: tuple[str, ...] = ()
+    modulation_rank: int = 128  # width of the modulation's shared style embedding
 
     def __post_init__(self):
-        check_value("style_hint", list(self.style_hint),
-                    set(self.style_hint) <= set(self.style_taps) and len(set(self.style_hint)) == len(self.style_hint),
-                    f"distinct taps among style_taps {list(self.style_taps)}")
+        for name in ("style_hint", "decoder_modulation"):
+            taps = getattr(self, name)
+            check_value(name, list(taps), set(taps) <= set(self.style_taps) and len(set(taps)) == len(taps),
+                        f"distinct taps among style_taps {list(self.style_taps)}")
+        check_value("modulation_rank", self.modulation_rank, self.modulation_rank >= 1, "at least 1")
 
 
 @register_model("adain", AdaINConfig)
@@ -54,6 +62,10 @@ class AdaINModel(StatisticsMixing, nn.Module):
         self.hint = StyleHint({t: self.tap_channels(t) for t in config.style_hint},
                               {t: self.tap_channels(t) for t in self.mix_taps}, shift_by_std=True) \
             if config.style_hint else None
+        self.modulation_taps = tuple(config.decoder_modulation)
+        self.modulation = StyleModulation({t: self.tap_channels(t) for t in config.decoder_modulation},
+                                          {str(i): c for i, c, _ in self.decoder.hidden_layers()},
+                                          config.modulation_rank) if config.decoder_modulation else None
 
     @property
     def stride(self) -> int:
@@ -83,8 +95,31 @@ class AdaINModel(StatisticsMixing, nn.Module):
         """Channels of the encoder's features at `tap`."""
         return tap_channels(self.config.encoder.arch, tap)
 
+    def modulate(self, targets: dict[str, torch.Tensor], means: dict[str, torch.Tensor], stds: dict[str, torch.Tensor],
+                 weights: torch.Tensor | None, alpha: float | torch.Tensor = 1.0) -> dict[str, torch.Tensor]:
+        """`targets` plus the decoder's modulation (none without one): each style's (k rows of `means`/`stds`, the
+        styles' own statistics) blended by `weights` as the statistics are, scaled by alpha, as "mod<i>" entries
+        (1, 2c, 1, 1), or (b, 2c, h, w) with spatial weights (k, b, 1, h, w); weights None: row i for batch row i
+        (training)."""
+        if self.modulation is None:
+            return targets
+        out, per_style = dict(targets), self.modulation(means, stds)
+        deep, top = targets[self.config.decoder.from_tap], tap_stride(self.config.decoder.from_tap)
+        for i, _, stride in self.decoder.hidden_layers():
+            f = per_style[str(i)]  # (k, 2c)
+            if weights is None:
+                m = f[:, :, None, None]
+            elif weights.dim() == 1:
+                m = (weights.to(f)[:, None] * f).sum(0)[None, :, None, None]
+            else:
+                w = resize_weights(weights, (deep.shape[-2] * top // stride, deep.shape[-1] * top // stride))
+                m = torch.einsum("kbxhw,kc->bchw", w.to(f), f)
+            out[f"mod{i}"] = m * alpha
+        return out
+
     def decode(self, targets: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Targets {tap: features} -> RGB (b, 3, h, w), not clamped."""
+        """Targets {tap: features} (and any "mod<i>" modulation, see `modulate`) -> RGB (b, 3, h, w), not clamped."""
         dtype = next(self.decoder.parameters()).dtype
         skips = {t: targets[t] for t in self.config.decoder.skips}
-        return self.decoder(targets[self.config.decoder.from_tap].to(dtype), skips)
+        mods = {int(k[3:]): v for k, v in targets.items() if k.startswith("mod")}
+        return self.decoder(targets[self.config.decoder.from_tap].to(dtype), skips, mods)

@@ -55,8 +55,7 @@ class StyleHint(nn.Module):
         """{tap: (k, c)} means and stds (the read taps among them) -> the same with the written taps corrected."""
         device = self.maps[next(iter(self.maps))].weight.device
         with torch.autocast(device.type, enabled=False):
-            z = torch.cat([standardise(torch.log1p(x[t].to(device, torch.float32).clamp_min(0)))
-                           for x in (means, stds) for t in self.taps], dim=-1)
+            z = style_features(means, stds, self.taps, device)
             means, stds, gain = dict(means), dict(stds), z.shape[-1] ** -0.5
             for tap, m in self.maps.items():
                 out = (z[:, None, :] * m.weight.float()).sum(-1) + m.bias.float()  # per row: see the docstring
@@ -65,6 +64,55 @@ class StyleHint(nn.Module):
                 means[tap] = means[tap].to(device, torch.float32) + (shift * std if self.shift_by_std else shift)
                 stds[tap] = std * torch.exp(log_scale)
         return means, stds
+
+
+class StyleModulation(nn.Module):
+    """A learned per-channel gain and bias for hidden layers of the decoder, from a style's own statistics.
+
+    The hint changes what the decoder is asked for; this changes the decoder itself, per style, as conditional
+    instance norm does in Magenta's arbitrary-stylisation network (every layer modulated by a style embedding):
+
+        x' = x * (1 + g_l) + b_l        (g_l, b_l) = C_l E z / sqrt(n * rank)
+
+    after hidden conv l, with z the hint's standardised log-statistics (n values, `style_features`), E a shared
+    rank x n embedding (Gaussian init, trained too; the scale keeps E z O(1) per value, and Adam's steps on C_l from
+    moving (g, b) by more than ~lr * sqrt(rank)) and C_l zero-initialised, so a fresh modulation is the identity and
+    can be added to trained weights. Linear in z, so K styles' modulations blend with the styles' weights (per
+    pixel with masks) exactly as their statistics do.
+
+    Args:
+        read: {tap: channels} whose statistics are the input.
+        layers: {layer name: channels} it modulates.
+        rank: width of the shared embedding.
+    """
+
+    def __init__(self, read: Mapping[str, int], layers: Mapping[str, int], rank: int = 128):
+        super().__init__()
+        self.taps = tuple(read)
+        width = 2 * sum(read.values())
+        self.embed = nn.Linear(width, rank, bias=False)
+        nn.init.normal_(self.embed.weight, std=1.0)
+        self.maps = nn.ModuleDict({name: nn.Linear(rank, 2 * c) for name, c in layers.items()})
+        for m in self.maps.values():
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    def forward(self, means: dict[str, torch.Tensor], stds: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """{tap: (k, c)} means and stds -> {layer: (k, 2c)} gains then biases, float32."""
+        device = self.embed.weight.device
+        with torch.autocast(device.type, enabled=False):
+            z = style_features(means, stds, self.taps, device)
+            # per row (a product and a sum, not a matmul), as in StyleHint: weights (1, 0) give the first style's
+            # modulation bit for bit
+            e = (z[:, None, :] * self.embed.weight.float()).sum(-1) * (z.shape[-1] * self.embed.weight.shape[0]) ** -0.5
+            return {name: (e[:, None, :] * m.weight.float()).sum(-1) + m.bias.float() for name, m in self.maps.items()}
+
+
+def style_features(means: Mapping[str, torch.Tensor], stds: Mapping[str, torch.Tensor], taps: tuple[str, ...],
+                   device: torch.device) -> torch.Tensor:
+    """The hint's input: log1p of each tap's channel means, then stds, standardised per tap -> (k, n) float32."""
+    return torch.cat([standardise(torch.log1p(x[t].to(device, torch.float32).clamp_min(0)))
+                      for x in (means, stds) for t in taps], dim=-1)
 
 
 def standardise(x: torch.Tensor) -> torch.Tensor:

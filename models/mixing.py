@@ -65,6 +65,8 @@ class StatisticsMixing:
         decode(targets) -> (b, 3, h, w)           mixed features at `mix_taps` -> RGB, not clamped
         mix_taps, style_taps                      taps the decoder reads (deepest first) / a StyleCode holds
         hint                                      its StyleHint (models/hint.py), or None
+        modulate(targets, means, stds, w, alpha)  (optional) the decoder's per-style modulation added to the
+                                                  targets (models/adain.py); default: none
         tap_channels(tap) -> int
 
     so that blends, masks, alpha and whole-image statistics (tiling) behave exactly alike in every such model
@@ -74,15 +76,17 @@ class StatisticsMixing:
     style_taps: tuple[str, ...]
     mix_taps: tuple[str, ...]
     hint: nn.Module | None  # set by the model (an annotation only: a class default would hide the submodule)
+    modulation_taps: tuple[str, ...] = ()  # taps a decoder modulation reads (models/adain.py), if any
     style_encoder_request: tuple[str, tuple[str, ...]] | None = None  # a second encoder a loader must attach
     # (attach_style_encoder) before style codes can be made: (preset or dir, taps); adain-fast's style hint
 
     @property
     def code_taps(self) -> tuple[str, ...]:
         """Taps of a StyleCode that mixing reads, in the code's order (e.g. the inputs of an ONNX graph): the
-        decoder's, then any other tap the style hint reads."""
+        decoder's, then any other tap the style hint or the decoder's modulation reads."""
         own = tuple(t for t in self.style_taps if t in self.mix_taps)
-        return (*own, *(t for t in (self.hint.taps if self.hint is not None else ()) if t not in own))
+        extra = (*(self.hint.taps if self.hint is not None else ()), *self.modulation_taps)
+        return (*own, *dict.fromkeys(t for t in extra if t not in own))
 
     def encode_content(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """The contract's content encoding: the encoder's features {tap: (b, c, h, w)}."""
@@ -131,6 +135,7 @@ class StatisticsMixing:
         """`mix` with the K codes already stacked ({tap: (k, c)} means and stds, as `stack_codes` returns): what a
         traced graph with K as an input dimension calls (inference/onnx_export.py), where a list of K codes
         cannot exist. A 0-d tensor `alpha` is not range-checked (see `functional.mix`)."""
+        own = (means, stds)
         means, stds = self.hinted(means, stds)
         out = {}
         for tap in self.mix_taps:
@@ -138,7 +143,13 @@ class StatisticsMixing:
             stats = None if content_stats is None else content_stats[tap]
             out[tap] = Fn.mix(feats[tap], means[tap].to(feats[tap].device), stds[tap].to(feats[tap].device), w, alpha,
                               stats)
-        return out
+        return self.modulate(out, *own, weights, alpha)
+
+    def modulate(self, targets: dict[str, torch.Tensor], means: dict[str, torch.Tensor], stds: dict[str, torch.Tensor],
+                 weights: torch.Tensor | None, alpha: float | torch.Tensor = 1.0) -> dict[str, torch.Tensor]:
+        """`targets` plus a decoder modulation from the styles' own statistics, blended by `weights` (a model with
+        one overrides this, models/adain.py); here: unchanged."""
+        return targets
 
     def hinted(self, means: dict[str, torch.Tensor], stds: dict[str, torch.Tensor]
                ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:

@@ -357,8 +357,13 @@ def stylize_modes(model: "StatisticsModel", content: torch.Tensor, styles: Seque
         labels = torch.zeros(len(styles), lt.shape[0], *lt.shape[-2:], dtype=torch.long, device=lt.device)
         return model.stylize(feats, codes, weights, alpha), labels
     require_maxflow()
-    modes = [style_modes(model.encode_content(s), model.mix_taps, config) for s in styles]
+    style_feats = [model.encode_content(s) for s in styles]
+    modes = [style_modes(f, model.mix_taps, config) for f in style_feats]
     targets, labels = mode_targets(feats, modes, weights, model.mix_taps, config, alpha)
+    # a decoder modulation (if the model has one) from each style's whole statistics, blended as in plain transfer
+    whole = [{t: Fn.mean_std(f[t]) for t in model.code_taps} for f in style_feats]
+    targets = model.modulate(targets, {t: torch.cat([w[t][0] for w in whole]) for t in model.code_taps},
+                             {t: torch.cat([w[t][1] for w in whole]) for t in model.code_taps}, weights, alpha)
     return model.decode(targets).clamp(0, 1), labels
 
 

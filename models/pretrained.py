@@ -243,9 +243,9 @@ def model_styles(name_or_path: str | None = None) -> dict[str, StyleCode]:
     return load_codes(path) if path.is_file() else {}
 
 
-def decoder_part(model: nn.Module, skip: str | None = None) -> nn.Module:
+def decoder_part(model: nn.Module, skip: str | tuple[str, ...] | None = None) -> nn.Module:
     """The part of a model a weights dir's decoder.safetensors holds (every tensor not under 'encoder.', nor under
-    `skip` if given), as a module that `load_into` fills strictly."""
+    `skip`, a prefix or prefixes, if given), as a module that `load_into` fills strictly."""
     return _Subset(model, {k for k in model.state_dict()
                            if not k.startswith("encoder.") and not (skip and k.startswith(skip))})
 

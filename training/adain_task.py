@@ -3,8 +3,9 @@
 Loss = content (instance-normalised relu4_1 of output vs the AdaIN target, i.e. the content's
 structure) + style (mean/std or Gram at the style taps, relative to the style's spread)
 + optional identity (decode the content's own features back to the content photo) + optional TV. Style crops
-can be turned into ink drawings or changed in colour, contrast and texture first (`data.style_ink`,
-`data.style_augment`; training/augment.py).
+can be replaced by procedural abstract paintings (`data.style_abstract`; training/abstract.py), turned into ink
+drawings or changed in colour, contrast and texture first (`data.style_ink`, `data.style_augment`;
+training/augment.py).
 
 With `data.style_cache` the style targets are each style file's full-image statistics, encoded once
 by the frozen encoder and kept in memory (and in RUN_DIR/style_cache.safetensors), instead of one
@@ -74,10 +75,13 @@ class DataConfig:
     # the paintings' statistics cover a narrow range, users bring sharp, graphic and abstract styles too.
     style_ink: float = 0.0
     style_augment: float = 0.0
+    # Share of style crops replaced by a procedural abstract painting (training/abstract.py; a quarter in the
+    # crop's own colours): the paintings hold no abstract, geometric or gestural style.
+    style_abstract: float = 0.0
 
     def __post_init__(self):  # value checks; from_dict has checked the types
         check_value("data.crop", self.crop, self.crop >= 1, "a positive number of pixels")
-        for name in ("style_ink", "style_augment"):
+        for name in ("style_ink", "style_augment", "style_abstract"):
             check_value(f"data.{name}", getattr(self, name), 0 <= getattr(self, name) <= 1, "a number in [0, 1]")
         for name in ("content_short_side", "style_short_side"):
             lo, hi = getattr(self, name)
@@ -210,9 +214,9 @@ class AdaINTask:
                                  f"'mean_std', not {loss.style_kind!r}")
             if tuple(loss.style_scales) != (1.0,):
                 raise ValueError("data.style_cache keeps full-size statistics only; it needs loss.style_scales [1.0]")
-            if data.style_ink or data.style_augment:
+            if data.style_ink or data.style_augment or data.style_abstract:
                 raise ValueError("data.style_cache keeps the statistics of the unchanged style files; it needs "
-                                 "data.style_ink and data.style_augment 0")
+                                 "data.style_ink, data.style_augment and data.style_abstract 0")
             taps = tuple(dict.fromkeys((*model.config.style_taps, *model.mix_taps)))
             short = (data.style_short_side[0] + data.style_short_side[1]) // 2
             tag = json.dumps({"encoder": to_dict(model.config.encoder), "weights": encoder_fingerprint(model.encoder),
@@ -226,10 +230,10 @@ class AdaINTask:
 
     def _inputs(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         c, s = self.batches.batch(step)
-        if self.data.style_ink or self.data.style_augment:
+        if self.data.style_ink or self.data.style_augment or self.data.style_abstract:
             b = self.batches
             s = torch.stack(change_styles(list(s), self.data.style_ink, self.data.style_augment,
-                                          f"{b.seed}/{b.rank}/{step}/style"))
+                                          f"{b.seed}/{b.rank}/{step}/style", self.data.style_abstract))
         return self._to_device(c), self._to_device(s)
 
     def loss(self, step: int) -> tuple[torch.Tensor, dict[str, float]]:
@@ -249,8 +253,10 @@ class AdaINTask:
                 content = self._to_device(c)
                 fc, stats = m.encode(content), self.style_stats.batch(ids)
         # each sample's style statistics through the style hint (if any; with gradient), as mixing will use them
-        means, stds = m.hinted({t: ms[0] for t, ms in stats.items()}, {t: ms[1] for t, ms in stats.items()})
-        targets = {t: Fn.adain(fc[t], means[t], stds[t]) for t in m.mix_taps}
+        own = ({t: ms[0] for t, ms in stats.items()}, {t: ms[1] for t, ms in stats.items()})
+        means, stds = m.hinted(*own)
+        # and the decoder's modulation (if any) from each sample's own statistics
+        targets = m.modulate({t: Fn.adain(fc[t], means[t], stds[t]) for t in m.mix_taps}, *own, None)
         out = m.decode(targets)
         fo = m.encode(out)
         top = m.config.decoder.from_tap

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models import functional as Fn
+from .abstract import abstract_painting
 
 # (op, probability of applying it once a style is chosen for augmentation), in the order they are applied
 OPS = ("sharpen", "hue", "saturation", "contrast", "posterize")
@@ -67,10 +68,16 @@ def ink_drawing(x: torch.Tensor, rng: random.Random) -> torch.Tensor:
     return 1 - drawing if rng.random() < 0.35 else drawing
 
 
-def change_styles(styles: list[torch.Tensor], ink: float, augment: float, key: str) -> list[torch.Tensor]:
-    """Turn a share `ink` of style crops (3, h, w) into ink drawings, then change a share `augment` of them with
-    `augment_style`. Each change draws from its own stream, `random.Random(f"{key}/ink")` and `(f"{key}/augment")`,
-    so the draws that chose the crops are those of an unchanged run, and the result is a pure function of `key`."""
+def change_styles(styles: list[torch.Tensor], ink: float, augment: float, key: str,
+                  abstract: float = 0.0) -> list[torch.Tensor]:
+    """Replace a share `abstract` of style crops (3, h, w) by procedural abstract paintings (training/abstract.py,
+    lent the crop's palette at times), turn a share `ink` into ink drawings, then change a share `augment` with
+    `augment_style`. Each change draws from its own stream, `random.Random(f"{key}/abstract")`, `(f"{key}/ink")`
+    and `(f"{key}/augment")`, so the draws that chose the crops are those of an unchanged run, and the result is a
+    pure function of `key`."""
+    if abstract:
+        rng = random.Random(f"{key}/abstract")
+        styles = [abstract_painting(*x.shape[-2:], rng, x) if rng.random() < abstract else x for x in styles]
     if ink:
         rng = random.Random(f"{key}/ink")
         styles = [ink_drawing(x, rng) if rng.random() < ink else x for x in styles]

@@ -57,11 +57,16 @@ def build_model(cfg: TrainConfig, log=print):
     model = pretrained.create_with_encoder("adain", cfg.model, cfg.encoder, log)
     if cfg.init:
         init_dir = resolve_init(cfg.init)
-        fresh_hint = model.hint is not None and not any(k.startswith("hint.") for k in load_tensors(init_dir / DECODER_FILE))
-        # a style hint added to weights trained without one starts as the identity: the init's model, exactly
-        load_into(pretrained.decoder_part(model, skip="hint." if fresh_hint else None), init_dir / DECODER_FILE)
+        held = load_tensors(init_dir / DECODER_FILE)
+        # a style hint or decoder modulation added to weights trained without one starts as the identity: the init's
+        # model, exactly
+        fresh = tuple(p for p, part in (("hint.", model.hint), ("modulation.", model.modulation))
+                      if part is not None and not any(k.startswith(p) for k in held))
+        load_into(pretrained.decoder_part(model, skip=fresh or None), init_dir / DECODER_FILE)
+        added = {"hint.": f"style hint added at {list(cfg.model.style_hint)}",
+                 "modulation.": f"decoder modulation added, reading {list(cfg.model.decoder_modulation)}"}
         log(f"decoder initialised from {init_dir} ({init_meta(cfg).get('steps', '?')} steps)"
-            + (f"; style hint added at {list(cfg.model.style_hint)} (it starts as the identity)" if fresh_hint else ""))
+            + "".join(f"; {added[p]} (it starts as the identity)" for p in fresh))
     return model
 
 
