@@ -52,9 +52,11 @@ def modes_maker(model: torch.nn.Module, data: EvalSet, device: torch.device, con
                 labels = torch.zeros(1, 1, 1, 1, dtype=torch.long)
                 t1 = t2 = time.perf_counter()
             else:
-                modes = MM.style_modes(model.encode(data.styles[j][1].to(device)), taps, config)
+                style_feats = model.encode(data.styles[j][1].to(device))
+                modes = MM.style_modes(style_feats, taps, config)
                 t1 = time.perf_counter()
                 targets, labels = MM.mode_targets(feats, [modes], one, taps, config)
+                targets = MM.modulated(model, targets, [style_feats], one)
                 t2 = time.perf_counter()
             out = model.decode(targets).clamp(0, 1)
             t3 = time.perf_counter()

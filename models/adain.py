@@ -10,7 +10,7 @@ from torch import nn
 
 from .contract import Capabilities
 from .decoder import Decoder, DecoderConfig
-from .functional import resize_weights
+from . import functional as Fn
 from .hint import StyleHint, StyleModulation
 from .io import check_value
 from .mixing import StatisticsMixing
@@ -28,16 +28,17 @@ class AdaINConfig:
     # style taps whose statistics correct every style's targets before the blend (a learned StyleHint, models/
     # hint.py; shifts in units of the style's std); () = none. It reads the code the model already makes.
     style_hint: tuple[str, ...] = ()
-    # style taps whose statistics modulate every hidden conv of the decoder per style (a learned StyleModulation,
-    # models/hint.py: conditional instance norm from the style's statistics); () = none
+    # style taps whose statistics scale and shift every hidden conv's channels in the decoder per style (a learned
+    # StyleModulation, models/hint.py); () = none
     decoder_modulation: tuple[str, ...] = ()
     modulation_rank: int = 128  # width of the modulation's shared style embedding
 
     def __post_init__(self):
-        for name in ("style_hint", "decoder_modulation"):
+        for name in ("style_hint", "decoder_modulation"):  # the order fixes what each learned input means
             taps = getattr(self, name)
-            check_value(name, list(taps), set(taps) <= set(self.style_taps) and len(set(taps)) == len(taps),
-                        f"distinct taps among style_taps {list(self.style_taps)}")
+            check_value(name, list(taps), list(taps) == [t for t in self.style_taps if t in taps]
+                        and len(set(taps)) == len(taps), f"distinct taps among style_taps {list(self.style_taps)}, in "
+                        f"that order")
         check_value("modulation_rank", self.modulation_rank, self.modulation_rank >= 1, "at least 1")
 
 
@@ -62,10 +63,14 @@ class AdaINModel(StatisticsMixing, nn.Module):
         self.hint = StyleHint({t: self.tap_channels(t) for t in config.style_hint},
                               {t: self.tap_channels(t) for t in self.mix_taps}, shift_by_std=True) \
             if config.style_hint else None
-        self.modulation_taps = tuple(config.decoder_modulation)
         self.modulation = StyleModulation({t: self.tap_channels(t) for t in config.decoder_modulation},
                                           {str(i): c for i, c, _ in self.decoder.hidden_layers()},
                                           config.modulation_rank) if config.decoder_modulation else None
+
+    @property
+    def modulation_taps(self) -> tuple[str, ...]:
+        """Taps the decoder's modulation reads (none without one)."""
+        return self.modulation.taps if self.modulation is not None else ()
 
     @property
     def stride(self) -> int:
@@ -97,10 +102,12 @@ class AdaINModel(StatisticsMixing, nn.Module):
 
     def modulate(self, targets: dict[str, torch.Tensor], means: dict[str, torch.Tensor], stds: dict[str, torch.Tensor],
                  weights: torch.Tensor | None, alpha: float | torch.Tensor = 1.0) -> dict[str, torch.Tensor]:
-        """`targets` plus the decoder's modulation (none without one): each style's (k rows of `means`/`stds`, the
-        styles' own statistics) blended by `weights` as the statistics are, scaled by alpha, as "mod<i>" entries
-        (1, 2c, 1, 1), or (b, 2c, h, w) with spatial weights (k, b, 1, h, w); weights None: row i for batch row i
-        (training)."""
+        """`targets` plus the decoder's modulation, if the model has one, as "mod<i>" entries (hidden conv i).
+
+        Each style's modulation comes from its own statistics (row k of `means` / `stds`, before any style hint),
+        and they are blended by `weights` as the statistics are, then scaled by alpha: (1, 2c, 1, 1) for weights
+        (k,), (b, 2c, h, w) at conv i's resolution for spatial weights (k, b, 1, h, w) (kept until decoded: with
+        masks, 2c floats per pixel per hidden conv), and row k for batch row k when weights is None (training)."""
         if self.modulation is None:
             return targets
         out, per_style = dict(targets), self.modulation(means, stds)
@@ -110,10 +117,10 @@ class AdaINModel(StatisticsMixing, nn.Module):
             if weights is None:
                 m = f[:, :, None, None]
             elif weights.dim() == 1:
-                m = (weights.to(f)[:, None] * f).sum(0)[None, :, None, None]
+                m = Fn.blend(f, weights)[None, :, None, None]
             else:
-                w = resize_weights(weights, (deep.shape[-2] * top // stride, deep.shape[-1] * top // stride))
-                m = torch.einsum("kbxhw,kc->bchw", w.to(f), f)
+                m = Fn.blend(f, Fn.resize_weights(weights, (deep.shape[-2] * top // stride,
+                                                            deep.shape[-1] * top // stride)))
             out[f"mod{i}"] = m * alpha
         return out
 

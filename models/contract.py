@@ -141,8 +141,9 @@ class StatisticsModel(StyleModel, Protocol):
     def modulate(self, targets: dict[str, torch.Tensor], means: dict[str, torch.Tensor], stds: dict[str, torch.Tensor],
                  weights: torch.Tensor | None, alpha: float | torch.Tensor = 1.0) -> dict[str, torch.Tensor]:
         """`targets` plus what the decoder needs besides target features (e.g. a per-style modulation), from the
-        styles' own statistics ({tap: (k, c)}) blended by `weights` ((k,) or spatial (k, b, 1, h, w)) and alpha:
-        what code that builds its own targets (multi-modal transfer) adds before `decode`. Unchanged for most models."""
+        styles' own statistics ({tap: (k, c)}) blended by `weights` ((k,) or spatial (k, b, 1, h, w); None: row k
+        for batch row k, as in training) and alpha: what code that builds its own targets (multi-modal transfer) adds
+        before `decode`. Unchanged for most models."""
         ...
 
     def stylize(self, content: dict[str, torch.Tensor], codes: Sequence[StyleCodeLike], weights: torch.Tensor,

@@ -125,9 +125,9 @@ class Decoder(nn.Module):
                     x = torch.cat([x, skips[tap].to(x.dtype) * scale.get(tap, 1.0)], dim=1)
             else:
                 x = self.convs[i](x)
-                if i in modulation:
+                if i in modulation:  # x + x * gain, not x * (1 + gain): in bf16, 1 + a small gain is exactly 1
                     gain, bias = modulation[i].to(x.dtype).chunk(2, dim=1)
-                    x = x * (1 + gain) + bias
+                    x = x + x * gain + bias
                 i += 1
                 if i < len(self.convs):
                     x = F.relu(x)

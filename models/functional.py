@@ -189,13 +189,17 @@ def blend_stats(
     Returns:
         (mean, std): (c,)/(b, c) for constant weights, or (b, c, h, w) for spatial weights.
     """
+    return blend(means, weights), blend(stds, weights)
+
+
+def blend(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Weighted sum of K per-channel values (k, c) or (k, b, c): (c,)/(b, c) for weights (k,), (b, c, h, w) for
+    spatial weights (k, b, 1, h, w)."""
     if weights.dim() == 1:
-        w = weights.to(means).view(-1, *([1] * (means.dim() - 1)))
-        return (w * means).sum(0), (w * stds).sum(0)
-    if means.dim() == 2:  # (k, c) -> (k, 1, c)
-        means, stds = means[:, None], stds[:, None]
-    w = weights.to(means)  # (k, b, 1, h, w)
-    return (w * means[..., None, None]).sum(0), (w * stds[..., None, None]).sum(0)
+        return (weights.to(values).view(-1, *([1] * (values.dim() - 1))) * values).sum(0)
+    if values.dim() == 2:  # (k, c) -> (k, 1, c)
+        values = values[:, None]
+    return (weights.to(values) * values[..., None, None]).sum(0)
 
 
 def mix(

@@ -1,4 +1,5 @@
-"""The style hint: a learned correction of a style's statistics before they are blended and AdaIN'd.
+"""The style hint: a learned correction of a style's statistics before they are blended and AdaIN'd; and the
+decoder modulation, which reads the same statistics to scale and shift the decoder's hidden channels per style.
 
 A decoder is convolutional: each output pixel sees a window of its AdaIN'd features, never the style as a whole,
 so what a style's statistics say globally (how its channels differ, which strokes dominate) reaches it only as
@@ -20,6 +21,9 @@ exactly as without it, and weights (1, 0) give the first style's corrected code 
 per row, not a matmul, whose rounding would depend on how many styles are stacked). A and B start at zero: a
 fresh hint is the identity, so it can be added to trained weights without changing what they compute. Computed
 in float32 with autocast off, as the statistics and the blend are.
+
+`StyleModulation` (below) reads the same z through a shared embedding and acts on the decoder instead of the
+targets; it is zero-initialised and linear in z as well, so the same holds for it.
 
 Letters: k - styles (or batch rows), c - channels, n - the hint's inputs.
 """
@@ -69,15 +73,16 @@ class StyleHint(nn.Module):
 class StyleModulation(nn.Module):
     """A learned per-channel gain and bias for hidden layers of the decoder, from a style's own statistics.
 
-    The hint changes what the decoder is asked for; this changes the decoder itself, per style, as conditional
-    instance norm does in Magenta's arbitrary-stylisation network (every layer modulated by a style embedding):
+    The hint changes what the decoder is asked for; this changes the decoder itself, per style, as the conditional
+    instance norm of Magenta's arbitrary-stylisation network does (every layer modulated by a style embedding):
 
-        x' = x * (1 + g_l) + b_l        (g_l, b_l) = C_l E z / sqrt(n * rank)
+        x' = x * (1 + g_l) + b_l        (g_l, b_l) = C_l e + d_l,   e = E z / sqrt(n * rank)
 
-    after hidden conv l, with z the hint's standardised log-statistics (n values, `style_features`), E a shared
-    rank x n embedding (Gaussian init, trained too; the scale keeps E z O(1) per value, and Adam's steps on C_l from
-    moving (g, b) by more than ~lr * sqrt(rank)) and C_l zero-initialised, so a fresh modulation is the identity and
-    can be added to trained weights. Linear in z, so K styles' modulations blend with the styles' weights (per
+    after hidden conv l (FiLM: a scale and shift per channel; nothing is normalised, the decoder's convs see the
+    AdaIN'd features already), with z the hint's standardised log-statistics (n values, `style_features`), E a
+    shared rank x n embedding (Gaussian init, trained too; the scale makes e a vector of norm ~1, so one Adam step on
+    C_l moves a gain by at most ~lr * sqrt(rank)), and C_l, d_l zero-initialised, so a fresh modulation is the
+    identity and can be added to trained weights. Linear in z, so K styles' modulations blend with the styles' weights (per
     pixel with masks) exactly as their statistics do.
 
     Args:

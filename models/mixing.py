@@ -82,8 +82,8 @@ class StatisticsMixing:
 
     @property
     def code_taps(self) -> tuple[str, ...]:
-        """Taps of a StyleCode that mixing reads, in the code's order (e.g. the inputs of an ONNX graph): the
-        decoder's, then any other tap the style hint or the decoder's modulation reads."""
+        """Taps of a StyleCode that mixing reads (e.g. the inputs of an ONNX graph): the decoder's in the code's
+        order, then any other tap the style hint or the decoder's modulation reads, in theirs."""
         own = tuple(t for t in self.style_taps if t in self.mix_taps)
         extra = (*(self.hint.taps if self.hint is not None else ()), *self.modulation_taps)
         return (*own, *dict.fromkeys(t for t in extra if t not in own))

@@ -153,11 +153,34 @@ def test_blends_masks_and_alpha_act_on_the_modulation_as_on_the_statistics(make_
         assert all(float(v.abs().max()) == 0 for k, v in zero.items() if k.startswith("mod"))
 
 
-def test_the_modulation_reads_only_style_taps():
+def test_the_modulation_reads_only_style_taps_in_their_order_and_they_join_the_code():
     with pytest.raises(ConfigError, match=r'decoder_modulation must be distinct taps among style_taps .* got \["relu5_1"\]'):
         AdaINConfig(decoder_modulation=("relu5_1",))
+    with pytest.raises(ConfigError, match="in that order"):  # the order fixes what each learned input means
+        AdaINConfig(decoder_modulation=("relu2_1", "relu1_1"))
     with pytest.raises(ConfigError, match="modulation_rank"):
         AdaINConfig(decoder_modulation=("relu1_1",), modulation_rank=0)
+    bare = AdaINModel(AdaINConfig(decoder=DecoderConfig(width=0.25), decoder_modulation=("relu1_1", "relu2_1")))
+    assert bare.mix_taps == ("relu4_1",) and bare.code_taps == ("relu4_1", "relu1_1", "relu2_1")
+    assert bare.modulation_taps == ("relu1_1", "relu2_1")
+
+
+def test_gains_are_not_quantised_under_bf16_autocast(make_calibrated_model):
+    """Under bf16 autocast 1 + 0.012 is 1.0078 (bf16 spacing near 1 is 2^-7): the modulation must not round the
+    gain itself, only each value (x + x * gain), so the mean change it makes to the output is the fp32 one."""
+    plain, modulated = _pair(make_calibrated_model)
+    x, (a, _) = torch.rand(1, 3, 64, 64), _styles(plain)
+    with torch.no_grad():
+        for m in modulated.modulation.maps.values():
+            m.bias[: m.bias.numel() // 2] = 0.012  # every gain 0.012, no shift
+        feats = modulated.encode(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = [modulated.stylize(feats, [a], torch.ones(1)), plain.stylize(feats, [a], torch.ones(1))]
+        high = [modulated.stylize(feats, [a], torch.ones(1)), plain.stylize(feats, [a], torch.ones(1))]
+    want = float((high[0] - high[1]).abs().mean())
+    assert want > 1e-3
+    ratio = float((low[0] - low[1]).float().abs().mean()) / want  # bf16 rounding adds ~5 %; x * (1 + gain): 30 %
+    assert 0.85 < ratio < 1.15
 
 
 def test_a_modulated_weights_dir_round_trips(tmp_path, make_calibrated_model):

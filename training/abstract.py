@@ -87,16 +87,20 @@ def _field(x: torch.Tensor, y: torch.Tensor, edge: float, rng: random.Random) ->
     """An axis-aligned rectangle, bar or line."""
     if rng.random() < 0.4:  # a bar or line across the canvas
         t = rng.choice((0.004, 0.01, 0.02, 0.05))
-        c = rng.uniform(0, float((x if rng.random() < 0.5 else y).max()))
-        return _inside(t / 2 - ((x if rng.random() < 0.5 else y) - c).abs(), edge)
-    x0, y0 = rng.uniform(-0.1, 0.9), rng.uniform(-0.1, 0.9)
-    x1, y1 = x0 + rng.uniform(0.05, 0.6), y0 + rng.uniform(0.05, 0.6)
+        axis = x if rng.random() < 0.5 else y
+        return _inside(t / 2 - (axis - rng.uniform(0, float(axis.max()))).abs(), edge)
+    x0, y0 = rng.uniform(-0.1, 0.9) * float(x.max()), rng.uniform(-0.1, 0.9) * float(y.max())
+    return _rectangle(x, y, x0, y0, x0 + rng.uniform(0.05, 0.6), y0 + rng.uniform(0.05, 0.6), edge)
+
+
+def _rectangle(x: torch.Tensor, y: torch.Tensor, x0: float, y0: float, x1: float, y1: float,
+               edge: float) -> torch.Tensor:
     return _inside(torch.minimum(torch.minimum(x - x0, x1 - x), torch.minimum(y - y0, y1 - y)), edge)
 
 
 def _shape(x: torch.Tensor, y: torch.Tensor, edge: float, rng: random.Random) -> torch.Tensor:
     """A disc, a ring or a triangle."""
-    cx, cy, r = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.04, 0.35)
+    cx, cy, r = rng.uniform(0, float(x.max())), rng.uniform(0, float(y.max())), rng.uniform(0.04, 0.35)
     kind = rng.choice(("disc", "ring", "triangle"))
     if kind == "disc":
         return _inside(r - ((x - cx) ** 2 + (y - cy) ** 2).sqrt(), edge)
@@ -122,9 +126,8 @@ def _band(x: torch.Tensor, y: torch.Tensor, edge: float, rng: random.Random) -> 
     stripes = _inside(torch.minimum(phase, duty - phase) * period, edge)
     if rng.random() < 0.5:
         return stripes
-    x0, y0 = rng.uniform(0, 0.7), rng.uniform(0, 0.7)
-    x1, y1 = x0 + rng.uniform(0.15, 0.5), y0 + rng.uniform(0.15, 0.5)
-    return stripes * _inside(torch.minimum(torch.minimum(x - x0, x1 - x), torch.minimum(y - y0, y1 - y)), edge)
+    x0, y0 = rng.uniform(0, 0.7) * float(x.max()), rng.uniform(0, 0.7) * float(y.max())
+    return stripes * _rectangle(x, y, x0, y0, x0 + rng.uniform(0.15, 0.5), y0 + rng.uniform(0.15, 0.5), edge)
 
 
 def _blob(x: torch.Tensor, y: torch.Tensor, edge: float, rng: random.Random) -> torch.Tensor:

@@ -233,7 +233,7 @@ class AdaINTask:
         if self.data.style_ink or self.data.style_augment or self.data.style_abstract:
             b = self.batches
             s = torch.stack(change_styles(list(s), self.data.style_ink, self.data.style_augment,
-                                          f"{b.seed}/{b.rank}/{step}/style", self.data.style_abstract))
+                                          f"{b.seed}/{b.rank}/{step}/style", abstract=self.data.style_abstract))
         return self._to_device(c), self._to_device(s)
 
     def loss(self, step: int) -> tuple[torch.Tensor, dict[str, float]]:

@@ -68,7 +68,7 @@ def ink_drawing(x: torch.Tensor, rng: random.Random) -> torch.Tensor:
     return 1 - drawing if rng.random() < 0.35 else drawing
 
 
-def change_styles(styles: list[torch.Tensor], ink: float, augment: float, key: str,
+def change_styles(styles: list[torch.Tensor], ink: float, augment: float, key: str, *,
                   abstract: float = 0.0) -> list[torch.Tensor]:
     """Replace a share `abstract` of style crops (3, h, w) by procedural abstract paintings (training/abstract.py,
     lent the crop's palette at times), turn a share `ink` into ink drawings, then change a share `augment` with

@@ -106,6 +106,9 @@ class FastTrainConfig:
             if getattr(self.data, name):
                 raise ValueError(f"data.{name} changes the AdaIN task's style crops; a distillation run changes the "
                                  f"teacher's with teacher.{name}")
+        if self.data.style_abstract:
+            raise ValueError("data.style_abstract replaces the AdaIN task's style crops; a distillation run does not "
+                             "use it")
 
 
 class FastTask:
