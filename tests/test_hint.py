@@ -4,7 +4,6 @@ and training (grown onto weights trained without a hint)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import numpy as np
 import pytest
@@ -13,15 +12,10 @@ import torch
 from stylemix.models import functional as Fn
 from stylemix.models.adain import AdaINConfig, AdaINModel
 from stylemix.models.decoder import DecoderConfig
-from stylemix.models.io import ConfigError, load_tensors, save_model_dir
+from stylemix.models.io import ConfigError
 from stylemix.models.mixing import StyleCode
-from stylemix.models.pretrained import load_model
-from stylemix.training import cli
 
-import test_training
 
-run_setup = test_training.run_setup  # the tiny-run fixture, shared
-train = test_training.train
 TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 CONFIG = AdaINConfig(decoder=DecoderConfig(width=0.25, skips=("relu3_1", "relu2_1", "relu1_1")))
 
@@ -44,18 +38,6 @@ def _styles(model: AdaINModel) -> list[StyleCode]:
     torch.manual_seed(9)
     with torch.no_grad():
         return model.style_code(torch.rand(2, 3, 48, 40))
-
-
-def test_a_fresh_hint_is_the_plain_model_bit_for_bit_and_gets_gradients(make_calibrated_model):
-    plain, hinted = _pair(make_calibrated_model)
-    x, codes = torch.rand(1, 3, 40, 48), _styles(plain)
-    w = Fn.validate_weights([0.3, 0.7], 2)
-    with torch.no_grad():
-        assert torch.equal(hinted.stylize(hinted.encode(x), codes, w), plain.stylize(plain.encode(x), codes, w))
-    hinted.stylize(hinted.encode(x), codes, w).mean().backward()
-    assert set(hinted.hint.maps) == set(hinted.mix_taps)
-    assert all(float(m.weight.grad.abs().sum()) > 0 for m in hinted.hint.maps.values())
-    assert hinted.code_taps == plain.code_taps  # it reads the code the model makes: no new inputs
 
 
 def test_a_trained_hint_corrects_each_style_by_the_formula_before_the_blend(make_calibrated_model, hint_reference):
@@ -84,39 +66,6 @@ def test_a_hint_reads_only_style_taps():
         AdaINConfig(style_hint=("relu5_1",))
     with pytest.raises(ConfigError, match="style_hint"):
         AdaINConfig(style_hint=("relu1_1", "relu1_1"))
-
-
-def test_a_hinted_weights_dir_round_trips(tmp_path, make_calibrated_model):
-    _, hinted = _pair(make_calibrated_model, scale=0.5)
-    out = save_model_dir(hinted, "adain", hinted.config, tmp_path / "w", encoder="vgg16-hed", with_encoder=True,
-                         dtype=torch.float32)
-    assert any(k.startswith("hint.maps.relu4_1") for k in load_tensors(out / "decoder.safetensors"))
-    loaded, _ = load_model(str(out), device="cpu", log=lambda *a: None)
-    x, codes = torch.rand(1, 3, 40, 48), _styles(hinted)
-    with torch.no_grad():
-        assert torch.equal(loaded(x, codes, [0.5, 0.5]), hinted(x, codes, [0.5, 0.5]))
-
-
-def test_a_hint_grows_onto_weights_trained_without_one_and_trains(run_setup):
-    config, root = run_setup
-    assert train(config, root / "plain", "loop.steps=2") == 0
-    assert train(config, root / "plain", extra=("--export", str(root / "w"))) == 0
-    hint = ['model.style_hint=["relu1_1","relu2_1"]', f"init={root / 'w'}"]
-    model = cli.build_model(cli.build_config(str(config), hint), log=lambda *a: None)
-    plain = load_tensors(root / "w" / "decoder.safetensors")
-    state = model.state_dict()
-    assert all(torch.equal(state[k].to(v.dtype), v) for k, v in plain.items())  # the init's weights, exactly
-    assert all(float(v.abs().max()) == 0 for k, v in state.items() if k.startswith("hint."))  # and the identity
-    assert train(config, root / "hinted", "loop.steps=2", *hint) == 0
-    assert train(config, root / "hinted", *hint, extra=("--export", str(root / "w2"))) == 0
-    trained = load_tensors(root / "w2" / "decoder.safetensors")
-    assert float(trained["hint.maps.relu2_1.weight"].abs().max()) > 0  # the training step reached the hint
-    meta = json.loads((root / "w2" / "config.json").read_text())
-    assert meta["config"]["style_hint"] == ["relu1_1", "relu2_1"] and meta["steps"] == "4"
-    # and a run from hinted weights loads the hint strictly
-    again = cli.build_model(cli.build_config(str(config), ['model.style_hint=["relu1_1","relu2_1"]',
-                                                           f"init={root / 'w2'}"]), log=lambda *a: None)
-    assert torch.equal(again.state_dict()["hint.maps.relu2_1.weight"], trained["hint.maps.relu2_1.weight"].float())
 
 
 def test_a_hinted_model_exports_to_onnx_with_the_hint_in_the_graph(tmp_path, make_calibrated_model):

@@ -1,7 +1,7 @@
 """The default model's decoder modulation (models/hint.StyleModulation, AdaINConfig.decoder_modulation): identity
-when fresh; once trained, each hidden conv of the decoder is scaled and shifted per channel by the documented formula,
-blends (by weights, masks, alpha) act on the modulation as on the statistics; weights dirs, ONNX and training (grown
-onto weights trained without one)."""
+when fresh (with a style hint too); once trained, each hidden conv of the decoder is scaled and shifted per channel
+by the documented formula; blends (by weights, masks, alpha) act on the modulation as on the statistics; weights dirs,
+ONNX and training (grown onto weights trained without it and a hint)."""
 from __future__ import annotations
 
 import copy
@@ -62,18 +62,23 @@ def _reference(modulation, code: StyleCode, name: str) -> tuple[torch.Tensor, to
     return out.chunk(2)
 
 
-def test_a_fresh_modulation_is_the_plain_model_bit_for_bit_and_gets_gradients(make_calibrated_model):
-    plain, modulated = _pair(make_calibrated_model)
+def test_a_fresh_hint_and_modulation_are_the_plain_model_bit_for_bit_and_get_gradients(make_calibrated_model):
+    plain = make_calibrated_model(CONFIG)
+    both = AdaINModel(dataclasses.replace(CONFIG, style_hint=TAPS, decoder_modulation=TAPS)).eval()
+    missing, unexpected = both.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith(("hint.", "modulation.")) for k in missing)
     x, codes = torch.rand(1, 3, 40, 48), _styles(plain)
     w = Fn.validate_weights([0.3, 0.7], 2)
     with torch.no_grad():
-        assert torch.equal(modulated.stylize(modulated.encode(x), codes, w), plain.stylize(plain.encode(x), codes, w))
-    modulated.stylize(modulated.encode(x), codes, w).mean().backward()
-    layers = modulated.decoder.hidden_layers()
-    assert [i for i, _, _ in layers] == list(range(len(modulated.decoder.convs) - 1))  # every conv before the RGB one
+        assert torch.equal(both.stylize(both.encode(x), codes, w), plain.stylize(plain.encode(x), codes, w))
+    both.stylize(both.encode(x), codes, w).mean().backward()
+    assert set(both.hint.maps) == set(both.mix_taps)
+    for part in (both.hint.maps, both.modulation.maps):
+        assert all(float(m.weight.grad.abs().sum()) > 0 for m in part.values())
+    assert both.code_taps == plain.code_taps == TAPS  # they read the code the model makes: no new inputs
+    layers = both.decoder.hidden_layers()
+    assert [i for i, _, _ in layers] == list(range(len(both.decoder.convs) - 1))  # every conv before the RGB one
     assert [s for _, _, s in layers] == [8, 4, 4, 4, 2, 2, 1]  # VGG16 to relu4_1: 1 + 3 + 2 + 1 hidden convs
-    assert all(float(m.weight.grad.abs().sum()) > 0 for m in modulated.modulation.maps.values())
-    assert modulated.code_taps == plain.code_taps == TAPS  # it reads the code the model makes: no new inputs
 
 
 def test_a_trained_modulation_scales_and_shifts_each_hidden_conv_by_the_formula(make_calibrated_model):
@@ -183,33 +188,47 @@ def test_gains_are_not_quantised_under_bf16_autocast(make_calibrated_model):
     assert 0.85 < ratio < 1.15
 
 
-def test_a_modulated_weights_dir_round_trips(tmp_path, make_calibrated_model):
-    _, modulated = _pair(make_calibrated_model, scale=0.05)
-    out = save_model_dir(modulated, "adain", modulated.config, tmp_path / "w", encoder="vgg16-hed", with_encoder=True,
-                         dtype=torch.float32)
-    assert "modulation.maps.0.weight" in load_tensors(out / "decoder.safetensors")
-    loaded, _ = load_model(str(out), device="cpu", log=lambda *a: None)
-    x, codes = torch.rand(1, 3, 40, 48), _styles(modulated)
+def test_a_weights_dir_with_a_hint_and_a_modulation_round_trips(tmp_path, make_calibrated_model):
+    plain = make_calibrated_model(CONFIG)
+    both = AdaINModel(dataclasses.replace(CONFIG, style_hint=TAPS, decoder_modulation=TAPS)).eval()
+    both.load_state_dict(plain.state_dict(), strict=False)
+    torch.manual_seed(5)
     with torch.no_grad():
-        assert torch.equal(loaded(x, codes, [0.5, 0.5]), modulated(x, codes, [0.5, 0.5]))
+        for p in (*both.hint.parameters(), *both.modulation.maps.parameters()):
+            p.normal_(0, 0.05)
+    out = save_model_dir(both, "adain", both.config, tmp_path / "w", encoder="vgg16-hed", with_encoder=True,
+                         dtype=torch.float32)
+    held = load_tensors(out / "decoder.safetensors")
+    assert "modulation.maps.0.weight" in held and "hint.maps.relu4_1.weight" in held
+    loaded, _ = load_model(str(out), device="cpu", log=lambda *a: None)
+    x, codes = torch.rand(1, 3, 40, 48), _styles(both)
+    with torch.no_grad():
+        assert torch.equal(loaded(x, codes, [0.5, 0.5]), both(x, codes, [0.5, 0.5]))
 
 
-def test_a_modulation_grows_onto_weights_trained_without_one_and_trains(run_setup):
+def test_a_hint_and_a_modulation_grow_onto_weights_trained_without_them_and_train(run_setup):
     config, root = run_setup
     assert train(config, root / "plain", "loop.steps=2") == 0
     assert train(config, root / "plain", extra=("--export", str(root / "w"))) == 0
-    sets = ['model.decoder_modulation=["relu1_1","relu2_1"]', "model.modulation_rank=8", f"init={root / 'w'}"]
-    model = cli.build_model(cli.build_config(str(config), sets), log=lambda *a: None)
+    parts = ['model.style_hint=["relu1_1","relu2_1"]', 'model.decoder_modulation=["relu1_1","relu2_1"]',
+             "model.modulation_rank=8"]
+    model = cli.build_model(cli.build_config(str(config), [*parts, f"init={root / 'w'}"]), log=lambda *a: None)
     plain = load_tensors(root / "w" / "decoder.safetensors")
     state = model.state_dict()
     assert all(torch.equal(state[k].to(v.dtype), v) for k, v in plain.items())  # the init's weights, exactly
-    assert all(float(v.abs().max()) == 0 for k, v in state.items() if k.startswith("modulation.maps."))
-    assert train(config, root / "mod", "loop.steps=2", *sets) == 0
-    assert train(config, root / "mod", *sets, extra=("--export", str(root / "w2"))) == 0
+    fresh = [k for k in state if k.startswith(("hint.", "modulation.maps."))]
+    assert fresh and all(float(state[k].abs().max()) == 0 for k in fresh)  # and both parts the identity
+    assert train(config, root / "grown", "loop.steps=2", *parts, f"init={root / 'w'}") == 0
+    assert train(config, root / "grown", *parts, f"init={root / 'w'}", extra=("--export", str(root / "w2"))) == 0
     trained = load_tensors(root / "w2" / "decoder.safetensors")
-    assert float(trained["modulation.maps.0.weight"].abs().max()) > 0  # the training step reached it
+    for key in ("hint.maps.relu2_1.weight", "modulation.maps.0.weight"):
+        assert float(trained[key].abs().max()) > 0, key  # the training steps reached both
     meta = json.loads((root / "w2" / "config.json").read_text())
     assert meta["config"]["decoder_modulation"] == ["relu1_1", "relu2_1"] and meta["steps"] == "4"
+    # and a run from those weights loads both strictly
+    again = cli.build_model(cli.build_config(str(config), [*parts, f"init={root / 'w2'}"]), log=lambda *a: None)
+    for key in ("hint.maps.relu2_1.weight", "modulation.maps.0.weight"):
+        assert torch.equal(again.state_dict()[key], trained[key].float())
 
 
 def test_a_modulated_model_exports_to_onnx_with_the_modulation_in_the_graph(tmp_path, make_calibrated_model):
