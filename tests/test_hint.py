@@ -1,6 +1,7 @@
-"""The AdaIN model's style hint (models/hint.py, AdaINConfig.style_hint): identity when fresh, the documented
-formula (shifts in units of the style's std) once trained, blends and (1, 0) weights as without it, weights dirs
-and training (grown onto weights trained without a hint)."""
+"""The AdaIN model's style hint (models/hint.py, AdaINConfig.style_hint): the documented formula (shifts in units of
+the style's std) once trained, blends and (1, 0) weights as without it, ONNX. Identity when fresh, weights dirs and
+training (grown onto weights trained without a hint): tests/test_modulation.py, with a decoder modulation in the same
+model."""
 from __future__ import annotations
 
 import dataclasses
