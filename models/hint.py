@@ -62,7 +62,7 @@ class StyleHint(nn.Module):
             z = style_features(means, stds, self.taps, device)
             means, stds, gain = dict(means), dict(stds), z.shape[-1] ** -0.5
             for tap, m in self.maps.items():
-                out = (z[:, None, :] * m.weight.float()).sum(-1) + m.bias.float()  # per row: see the docstring
+                out = per_row(z, m)
                 shift, log_scale = (out * gain).chunk(2, dim=-1)
                 std = stds[tap].to(device, torch.float32)
                 means[tap] = means[tap].to(device, torch.float32) + (shift * std if self.shift_by_std else shift)
@@ -82,8 +82,8 @@ class StyleModulation(nn.Module):
     AdaIN'd features already), with z the hint's standardised log-statistics (n values, `style_features`), E a
     shared rank x n embedding (Gaussian init, trained too; the scale makes e a vector of norm ~1, so one Adam step on
     C_l moves a gain by at most ~lr * sqrt(rank)), and C_l, d_l zero-initialised, so a fresh modulation is the
-    identity and can be added to trained weights. Linear in z, so K styles' modulations blend with the styles' weights (per
-    pixel with masks) exactly as their statistics do.
+    identity and can be added to trained weights. Linear in z, so K styles' modulations blend with the styles'
+    weights (per pixel with masks) exactly as their statistics do; computed per row as the hint is (`per_row`).
 
     Args:
         read: {tap: channels} whose statistics are the input.
@@ -107,10 +107,15 @@ class StyleModulation(nn.Module):
         device = self.embed.weight.device
         with torch.autocast(device.type, enabled=False):
             z = style_features(means, stds, self.taps, device)
-            # per row (a product and a sum, not a matmul), as in StyleHint: weights (1, 0) give the first style's
-            # modulation bit for bit
-            e = (z[:, None, :] * self.embed.weight.float()).sum(-1) * (z.shape[-1] * self.embed.weight.shape[0]) ** -0.5
-            return {name: (e[:, None, :] * m.weight.float()).sum(-1) + m.bias.float() for name, m in self.maps.items()}
+            e = per_row(z, self.embed) * (z.shape[-1] * self.embed.weight.shape[0]) ** -0.5
+            return {name: per_row(e, m) for name, m in self.maps.items()}
+
+
+def per_row(x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
+    """`layer` applied to each row of x (k, n) in float32 as a product and a sum, not a matmul, whose rounding would
+    depend on how many rows are stacked: weights (1, 0) then give the first style's result bit for bit."""
+    out = (x[:, None, :] * layer.weight.float()).sum(-1)
+    return out + layer.bias.float() if layer.bias is not None else out
 
 
 def style_features(means: Mapping[str, torch.Tensor], stds: Mapping[str, torch.Tensor], taps: tuple[str, ...],
