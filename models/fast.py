@@ -1,4 +1,4 @@
-"""The fast model ("adain-fast", issue 13): the default model's blending of K styles on a network ~50x cheaper.
+"""The fast model ("adain-fast"): the default model's blending of K styles on a network ~50x cheaper.
 
     image (b, 3, h, w)
       -> FastEncoder   one 3x3 conv per resolution, stride 2 from the second on: taps s1 (1/1), s2 (1/2), s4, s8,

@@ -1,5 +1,5 @@
 """Procedural abstract paintings (training/abstract.py) and `data.style_abstract`: in range, varied, a pure function
-of the seed, lent the crop's colours at times, and wired into the AdaIN task's style crops."""
+of the seed, in the crop's colours at times, and wired into the AdaIN task's style crops."""
 from __future__ import annotations
 
 import random

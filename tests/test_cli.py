@@ -280,7 +280,7 @@ def test_subprocess_error_has_no_traceback(tmp_path):
     assert proc.stderr.strip() == f"stylemix stylize: error: no such content image: {tmp_path / 'missing.png'}"
 
 
-# --- issue 12 part 3: what a careful user found ---------------------------------------------------------
+# --- edge cases: huge weights, alpha 0, spec-like file names, thin images, devices, outputs --------------
 
 def _pixels(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB")).astype(int)

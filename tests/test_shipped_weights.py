@@ -1,7 +1,8 @@
 """The shipped weights directories (weights/, the package data `stylemix.weights`): each config builds its
-model, every shipped tensor loads strictly into it (names and shapes), the files hash to what
-weights/README.md states, and the loaded model runs. The encoder is a random stand-in with the real
-preset's layout (no download, no ../shared)."""
+model, every shipped tensor loads strictly into it (names and shapes), the loaded model runs, the index
+(weights/README.md) links every model's card, and each card (weights/<name>/README.md) states its files' sha256
+and its training steps as they are. The encoder is a random stand-in with the real preset's layout (no
+download, no ../shared)."""
 from __future__ import annotations
 
 import hashlib
@@ -11,14 +12,17 @@ import pytest
 import torch
 
 from stylemix.models.io import load_json
-from stylemix.models.pretrained import load_model, shipped_weights
+from stylemix.models.pretrained import DEFAULT_MODEL, load_model, shipped_weights
 
 SHIPPED = sorted(p.parent.name for p in shipped_weights().glob("*/config.json")
                  if load_json(p).get("kind") == "model")
 
 
-def test_the_default_model_is_shipped():
-    assert "adain-vgg16" in SHIPPED
+def test_the_default_model_is_shipped_and_the_index_says_so():
+    assert DEFAULT_MODEL in SHIPPED
+    index = (shipped_weights() / "README.md").read_text()
+    rows = [line for line in index.splitlines() if line.startswith(f"| `{DEFAULT_MODEL}`")]
+    assert len(rows) == 1 and "default" in rows[0], f"weights/README.md must mark `{DEFAULT_MODEL}` as the default"
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -34,12 +38,31 @@ def test_a_shipped_model_loads_strictly_and_runs(name, random_cached_encoder):
 
 
 @pytest.mark.parametrize("name", SHIPPED)
-def test_a_shipped_decoder_hashes_to_the_model_card(name):
-    card = (shipped_weights() / "README.md").read_text()
-    digest = hashlib.sha256((shipped_weights() / name / "decoder.safetensors").read_bytes()).hexdigest()
-    rows = [line for line in card.splitlines() if f"`weights/{name}/`" in line]
-    assert rows, f"weights/README.md has no table row for weights/{name}/"
-    assert re.findall(r"`([0-9a-f]{64})`", rows[0]) == [digest]
+def test_the_index_has_a_row_linking_each_shipped_models_card(name):
+    index = (shipped_weights() / "README.md").read_text()
+    rows = [line for line in index.splitlines() if line.startswith(f"| `{name}`")]
+    assert len(rows) == 1, f"weights/README.md needs one table row for `{name}`, found {len(rows)}"
+    assert f"]({name}/README.md)" in rows[0], f"the index row of `{name}` must link {name}/README.md"
+    assert (shipped_weights() / name / "README.md").is_file(), f"weights/{name}/README.md (its card) is missing"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_file_hashes_to_its_card(name):
+    card = (shipped_weights() / name / "README.md").read_text()
+    for f in sorted((shipped_weights() / name).glob("*.safetensors")):
+        rows = [line for line in card.splitlines() if line.startswith(f"| `{f.name}`")]
+        assert len(rows) == 1, f"weights/{name}/README.md needs one table row for `{f.name}`, found {len(rows)}"
+        digest = hashlib.sha256(f.read_bytes()).hexdigest()
+        assert re.findall(r"`([0-9a-f]{64})`", rows[0]) == [digest], f"{name}/{f.name} does not hash to its card"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_a_card_states_the_training_steps_in_its_config(name):
+    """The card's training figures belong to the weights beside it: `steps` in config.json (the cumulative
+    total a run exports) appears in the card, written as 5,104."""
+    steps = int(load_json(shipped_weights() / name / "config.json")["steps"])
+    card = (shipped_weights() / name / "README.md").read_text()
+    assert f"{steps:,} steps" in card, f"weights/{name}/README.md does not state its {steps:,} training steps"
 
 
 @pytest.mark.parametrize("name", [n for n in SHIPPED if (shipped_weights() / n / "styles.safetensors").is_file()])

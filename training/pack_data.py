@@ -1,5 +1,5 @@
-"""Pack the training images small enough to carry to a lent GPU machine (the device tool carries at most
-64 MiB of ignored files): every image re-encoded as JPEG with its short side at most `--short` px, into
+"""Pack the training images small enough to copy to a remote GPU machine with a size limit (e.g. 64 MiB of
+untracked files): every image re-encoded as JPEG with its short side at most `--short` px, into
 OUT/content and OUT/style (sub-folders kept), until the total reaches `--limit-mib`.
 
     python -m stylemix.training.pack_data ../shared/data/train .data/train --short 256 --limit-mib 60

@@ -1,6 +1,6 @@
 """A run's log.jsonl as training time: cumulative hours with pauses left out.
 
-Training hours add up across sessions and machines: a run that starts from a committed weights dir
+Training hours add up across runs and machines: a run that starts from a committed weights dir
 (`TrainConfig.init`) carries that dir's steps and hours forward (see `cumulative`). They are read once, when the
 run starts, into the run's init.json (`record_init`): the usual way to continue a model is to export back into
 the dir it started from, and reading that dir again at the next export would count the run's steps twice.
