@@ -18,6 +18,14 @@ Artefact scores, on the output at the size it was made (no VGG; `artefacts`):
 - border: the colour step (0-255) between the outer 8 px band and the next 8 px band: per side, the
   mean absolute difference of the two bands' mean colours over the channels; mean of the four sides.
   Bright or dark frames (e.g. from an encoder's zero padding) raise it; photos score about 3.
+- halo: glowing halos, dark fringes and ghost outlines along the photo's strong edges (`HaloProbe`). At up to
+  HALO_POINTS clean, strong steps of the photo's luminance, the output's luminance is sampled across the edge
+  (+-HALO_RADIUS px along the photo's gradient), oriented dark-to-bright and divided by the photo's step there,
+  then averaged over the edges: texture, uncorrelated with the edges, averages away, while a halo, a fringe or a
+  displaced copy of the edge, which sit at the same place beside every edge, stay. The score is the average
+  profile's variation beyond its net rise, halved: its overshoot and undershoot, in units of the photo's step
+  (0 for any monotone profile: the photo itself, a blurred or a faded edge), less the variation that averaging a
+  textured output over that many edges leaves by chance (the same average with every other profile turned over).
 One VGG pass per image serves both: the HED detector runs on an encoder that also returns the metric taps.
 Reference features (content: relu4_1 + edges; style: channel statistics) are computed once per image.
 
@@ -42,8 +50,11 @@ STAT_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 CONTENT_TAP = "relu4_1"
 METRICS = ("style_stat", "content", "edges")
 HIGHER_IS_BETTER = {"style_stat": False, "content": False, "edges": True}
-ARTEFACTS = ("grid", "grid_any", "border")
+ARTEFACTS = ("grid", "grid_any", "border", "halo")
 GRID_PERIODS = (2, 4, 8, 16)
+HALO_RADIUS = 16  # px either side of an edge
+HALO_POINTS = 2000  # edge points sampled per photo (at most)
+HALO_MIN_STEP = 0.15  # luminance step (0-1) of a strong edge
 
 Stats = dict[str, tuple[torch.Tensor, torch.Tensor]]  # {tap: (mean (b, c), std (b, c))}
 
@@ -218,7 +229,87 @@ def border_score(image: torch.Tensor, band: int = 8) -> float:
     return float(torch.stack([(o.mean(dim=(1, 2)) - i.mean(dim=(1, 2))).abs().mean() for o, i in sides]).mean())
 
 
-def artefacts(images: torch.Tensor) -> dict[str, torch.Tensor]:
-    """{grid, grid_any, border} -> (b,) of outputs (b, 3, h, w) in [0, 1], at the size they were made."""
-    rows = [(*grid_scores(im), border_score(im)) for im in images]
+def luminance(image: torch.Tensor) -> torch.Tensor:
+    """Rec. 601 luma (h, w) of one RGB image (3, h, w) or (1, 3, h, w) in [0, 1]."""
+    r, g, b = image.reshape(3, *image.shape[-2:]).float()
+    return 0.299 * r + 0.587 * g + 0.114 * b
+
+
+def _sample_lines(lum: torch.Tensor, points: torch.Tensor, normals: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples of `lum` (h, w) at t = -R..R px along each normal: (n, 2R + 1); points, normals (n, 2) (y, x)."""
+    h, w = lum.shape
+    t = torch.arange(-HALO_RADIUS, HALO_RADIUS + 1, dtype=torch.float32)
+    yx = points[:, None, :] + t[None, :, None] * normals[:, None, :]  # (n, 2R + 1, 2)
+    grid = torch.stack([yx[..., 1] / (w - 1), yx[..., 0] / (h - 1)], -1) * 2 - 1  # x, y in [-1, 1]
+    return torch.nn.functional.grid_sample(lum[None, None], grid[None], mode="bilinear", align_corners=True)[0, 0]
+
+
+def _excess(profiles: torch.Tensor) -> torch.Tensor:
+    """Half the variation of each profile (..., t) beyond its net rise: 0 when monotone."""
+    tv = (profiles[..., 1:] - profiles[..., :-1]).abs().sum(-1)
+    return (tv - (profiles[..., -1] - profiles[..., 0]).abs()) / 2
+
+
+@dataclass
+class HaloProbe:
+    """Where a photo has clean, strong edges: points (n, 2) and unit normals (n, 2) as (y, x), pointing from the
+    dark side to the bright one, and the photo's luminance step (n,) across each."""
+
+    points: torch.Tensor
+    normals: torch.Tensor
+    steps: torch.Tensor
+
+    @classmethod
+    def of(cls, photo: torch.Tensor) -> "HaloProbe":
+        """Edges of a photo (3, h, w) or (1, 3, h, w) in [0, 1]: local maxima of the (sigma 1) smoothed luminance
+        gradient whose profile rises by at least HALO_MIN_STEP and is itself almost monotone (a clean step, not a
+        thin line or texture), at least HALO_RADIUS + 1 px from the border; HALO_POINTS of them at most, evenly
+        spaced in the order of the image."""
+        lum = luminance(photo)
+        g = torch.exp(-torch.arange(-2, 3, dtype=torch.float32) ** 2 / 2)
+        g = g / g.sum()
+        smooth = torch.nn.functional.conv2d(lum[None, None], g.view(1, 1, 1, 5), padding=(0, 2))
+        smooth = torch.nn.functional.conv2d(smooth, g.view(1, 1, 5, 1), padding=(2, 0))
+        gy, gx = torch.gradient(smooth[0, 0])
+        mag = (gx ** 2 + gy ** 2).sqrt()
+        peak = mag == torch.nn.functional.max_pool2d(mag[None, None], 5, 1, 2)[0, 0]
+        m = HALO_RADIUS + 1
+        inner = torch.zeros_like(peak)
+        inner[m:-m, m:-m] = True
+        ys, xs = torch.nonzero(peak & inner & (mag > HALO_MIN_STEP / 8), as_tuple=True)
+        if len(ys) == 0:
+            return cls(torch.zeros(0, 2), torch.zeros(0, 2), torch.zeros(0))
+        points = torch.stack([ys, xs], 1).float()
+        normals = torch.stack([gy[ys, xs], gx[ys, xs]], 1)
+        normals = normals / normals.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        profile = _sample_lines(lum, points, normals)
+        steps = profile[:, -HALO_RADIUS // 2:].mean(1) - profile[:, :HALO_RADIUS // 2].mean(1)
+        clean = (steps >= HALO_MIN_STEP) & (_excess(profile) <= 0.1 * steps)
+        points, normals, steps = points[clean], normals[clean], steps[clean]
+        keep = torch.linspace(0, len(points) - 1, min(HALO_POINTS, len(points))).round().long() if len(points) else \
+            torch.zeros(0, dtype=torch.long)
+        return cls(points[keep], normals[keep], steps[keep])
+
+    def score(self, output: torch.Tensor) -> float:
+        """The halo score of an output (3, h, w) or (1, 3, h, w) of this photo's size; nan without edges."""
+        if not len(self.points):
+            return float("nan")
+        profile = _sample_lines(luminance(output), self.points, self.normals) / self.steps[:, None]
+        # the same average with alternate profiles turned over: what the edges share cancels, the noise of averaging
+        # a textured output over n edges stays; its variation is taken off
+        signs = torch.ones(len(profile))
+        signs[1::2] = -1
+        noise = (signs[:, None] * profile).sum(0) / len(profile)
+        steps = (noise[1:] - noise[:-1]).abs()  # (2R,); the middle 4 also hold how much the edges' places vary
+        outer = torch.cat([steps[:HALO_RADIUS - 2], steps[HALO_RADIUS + 2:]])
+        noise_tv = outer.mean() * len(steps) / 2
+        return max(0.0, float(_excess(profile.mean(0)) - noise_tv))
+
+
+def artefacts(images: torch.Tensor, content: torch.Tensor | HaloProbe | None = None) -> dict[str, torch.Tensor]:
+    """{grid, grid_any, border, halo} -> (b,) of outputs (b, 3, h, w) in [0, 1], at the size they were made; halo
+    against the content photo (or its probe), nan without one."""
+    probe = HaloProbe.of(content) if isinstance(content, torch.Tensor) else content
+    rows = [(*grid_scores(im), border_score(im), probe.score(im) if probe is not None else float("nan"))
+            for im in images]
     return {name: torch.tensor([r[k] for r in rows]) for k, name in enumerate(ARTEFACTS)}

@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a clean clone
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._metrics import ARTEFACTS, HIGHER_IS_BETTER, METRICS, ContentRef, Evaluator, Stats, artefacts  # noqa: E402
+from benchmarks._metrics import (ARTEFACTS, HIGHER_IS_BETTER, METRICS, ContentRef, Evaluator, HaloProbe,  # noqa: E402
+                                 Stats, artefacts)
 from stylemix.models.io import WeightsError, atomic_write  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "eval"
@@ -129,15 +130,18 @@ class Result:
 
     def summary(self, keep: set[Pair] | None = None) -> dict[str, dict[str, float]]:
         idx = [k for k, p in enumerate(self.pairs) if keep is None or p in keep]
-        vals = {m: [self.values[m][k] for k in idx] for m in COLUMNS if m in self.values}
+        vals = {m: [v for k in idx if (v := self.values[m][k]) == v] for m in COLUMNS if m in self.values}  # no nan
         return {"median": {m: statistics.median(v) for m, v in vals.items() if v},
                 "mean": {m: statistics.fmean(v) for m, v in vals.items() if v}, "n": len(idx)}
 
 
 def run_method(label: str, kind: str, pairs: list[Pair], make: Maker, evaluator: Evaluator,
-               content_refs: dict[int, ContentRef], style_refs: dict[int, Stats], score_size: int, log=print) -> Result:
+               content_refs: dict[int, ContentRef], style_refs: dict[int, Stats], score_size: int, log=print,
+               halo_probes: dict[int, HaloProbe] | None = None,
+               save: Callable[[int, int, torch.Tensor], None] | None = None) -> Result:
     """Make the outputs of every pair (grouped by content) and score them: the VGG metrics at `score_size`,
-    the artefacts at the size the outputs were made. Times `make` only."""
+    the artefacts at the size the outputs were made (halo against each content's `halo_probes`); `save(i, j,
+    output)` keeps each output. Times `make` only."""
     scores: dict[Pair, dict[str, float]] = {}
     gen = 0.0
     for i, styles in by_content(pairs).items():
@@ -145,7 +149,10 @@ def run_method(label: str, kind: str, pairs: list[Pair], make: Maker, evaluator:
         outs = make(i, styles)
         gen += time.perf_counter() - t0
         got = evaluator.score(quantize(resize_long(outs, score_size)), content_refs[i], [style_refs[j] for j in styles])
-        arts = artefacts(outs)
+        arts = artefacts(outs, (halo_probes or {}).get(i))
+        for k, j in enumerate(styles):
+            if save is not None and len(outs) == len(styles):
+                save(i, j, outs[k:k + 1])
         for k, j in enumerate(styles):
             scores[(i, j)] = {**{m: float(got[m][k]) for m in METRICS},
                               **{a: float(arts[a][k if len(outs) > 1 else 0]) for a in ARTEFACTS}}
@@ -258,6 +265,21 @@ def stl_python(create: bool = True, log=print) -> Path:
 
 
 # -- reporting -------------------------------------------------------------------------------------
+def output_saver(folder: str | None, label: str, data: EvalSet) -> Callable[[int, int, torch.Tensor], None] | None:
+    """Keeps a method's outputs as FOLDER/<label>/<content>__<style>.png (None without a folder)."""
+    if not folder:
+        return None
+    from stylemix.inference.images import save_image
+
+    out = Path(folder) / label.replace("/", "_").replace(" ", "_")
+
+    def save(i: int, j: int, image: torch.Tensor) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        save_image(image, out / f"{data.contents[i][0]}__{data.styles[j][0]}.png")
+
+    return save
+
+
 def format_table(results: list[Result], keep: set[Pair] | None = None) -> str:
     head = (f"{'method':<28} {'pairs':>5}  " + "  ".join(f"{m:>15}" for m in METRICS) + "  "
             + "  ".join(f"{a:>8}" for a in ARTEFACTS) + f"  {'s/img':>7}")
@@ -349,6 +371,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--gatys-steps", type=int, default=300, help="L-BFGS steps per Gatys image (default 300)")
     ap.add_argument("--json", metavar="OUT", help="write all figures and per-pair values as JSON")
     ap.add_argument("--history", metavar="JSONL", help="append one line of medians (+ step, training hours) per model")
+    ap.add_argument("--save-outputs", metavar="DIR",
+                    help="keep every output as DIR/<method>/<content>__<style>.png (e.g. for benchmarks/preference.py)")
     ap.add_argument("--save-grid", metavar="PNG", help="write a contents x styles grid of the first model's outputs")
     ap.add_argument("--grid-size", type=int, default=4, help="contents and styles in the grid (default 4)")
     ap.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -385,8 +409,10 @@ def _main(args: argparse.Namespace) -> int:
     content_refs = {i: evaluator.content_ref(data.score_contents[i]) for i in used_c}
     style_refs = {j: evaluator.style_ref(data.score_styles[j]) for j in used_s}
     log(f"references of {len(used_c)} contents and {len(used_s)} styles in {time.perf_counter() - t0:.1f}s")
+    halo_probes = {i: HaloProbe.of(data.contents[i][1]) for i in used_c}
     score = lambda label, kind, ps, make: run_method(label, kind, ps, make, evaluator, content_refs, style_refs,
-                                                             args.score_size, log)  # noqa: E731
+                                                     args.score_size, log, halo_probes,
+                                                     output_saver(args.save_outputs, label, data))  # noqa: E731
 
     results: list[Result] = []
     notes: list[str] = []

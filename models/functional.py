@@ -47,6 +47,26 @@ def mean_std(feat: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torch.
     return mean, (var + eps).sqrt()
 
 
+def local_mean_std(feat: torch.Tensor, window: int, eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and standard deviation in each `window` x `window` block (no overlap; a ragged edge is
+    dropped): the statistics of `mean_std`, kept per place.
+
+    Args:
+        feat: features (b, c, h, w), h and w at least `window`.
+        window: block side in feature pixels.
+        eps: added to the variance before the square root.
+
+    Returns:
+        (mean, std), each (b, c, h // window, w // window), in float32.
+    """
+    if feat.dim() != 4 or min(feat.shape[-2:]) < window:
+        raise ValueError(f"local_mean_std expects (b, c, h, w) features with h, w >= {window}, got {tuple(feat.shape)}")
+    x = feat.float()
+    mean = F.avg_pool2d(x, window)
+    var = (F.avg_pool2d(x * x, window) - mean * mean).clamp_min(0)
+    return mean, (var + eps).sqrt()
+
+
 def instance_norm(feat: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     """Normalise each channel of each sample to zero mean and unit std (b, c, h, w)."""
     mean, std = mean_std(feat, eps)

@@ -30,6 +30,9 @@ from .recipe import Recipe
 from .recipe import build_config as recipe_config
 from .runlog import record_init, resolve_init, run_totals
 from .fast_task import RECIPE as FAST_RECIPE
+from .fast_task import make_task as distillation_task
+from .teacher_task import TeacherTrainConfig
+from .teacher_task import build_config as teacher_config
 from .stytr2_task import RECIPE as STYTR2_RECIPE
 from .trainer import RESUME_FREE, LoopConfig, ResumeMismatch, Trainer, resolve_device
 
@@ -102,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
     ap.add_argument("--model", choices=RECIPE_NAMES, default="adain",
                     help="model to train (default: adain); stytr2 uses training/stytr2_task.py's config, adain-fast "
-                         "distils the default model (training/fast_task.py)")
+                         "distils the default model (training/fast_task.py), adain-teacher trains the default "
+                         "model toward an external teacher (training/teacher_task.py)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     return drive(args, recipe_for(args.model))
@@ -117,7 +121,11 @@ def _adain_task(cfg: TrainConfig, model, device, run: Path) -> AdaINTask:
 ADAIN_RECIPE = Recipe("stylemix train", TrainConfig, build_config, build_model, _adain_task, export)
 
 
-RECIPES = {"adain": ADAIN_RECIPE, "stytr2": STYTR2_RECIPE, "adain-fast": FAST_RECIPE}  # a new trainable model adds its recipe here
+# the default model's decoder toward an external teacher's paintings (training/teacher_task.py)
+TEACHER_RECIPE = Recipe("stylemix train --model adain-teacher", TeacherTrainConfig, teacher_config, build_model,
+                        distillation_task, export)
+
+RECIPES = {"adain": ADAIN_RECIPE, "stytr2": STYTR2_RECIPE, "adain-fast": FAST_RECIPE, "adain-teacher": TEACHER_RECIPE}  # a new trainable model adds its recipe here
 RECIPE_NAMES = tuple(RECIPES)
 
 

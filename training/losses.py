@@ -33,6 +33,17 @@ def mean_std_loss(out: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, rela
     return loss / std.float().pow(2).mean().clamp_min(1e-8) if relative else loss
 
 
+def local_stats_loss(out: torch.Tensor, target: torch.Tensor, window: int) -> torch.Tensor:
+    """Squared error of the channel means and stds in every `window` x `window` block of `out` against the same
+    block of `target` (both (b, c, h, w)), divided by the target's mean squared block std.
+
+    A texture is matched where it is, not on average over the image: edge fringes cannot pay for texture missing in
+    flat areas, and a shallow tap's statistics cannot be met by rings along the edges alone."""
+    mo, so = Fn.local_mean_std(out, window)
+    mt, st = Fn.local_mean_std(target, window)
+    return (F.mse_loss(mo, mt) + F.mse_loss(so, st)) / st.pow(2).mean().clamp_min(1e-8)
+
+
 def gram_loss(out: torch.Tensor, target_gram: torch.Tensor, relative: bool = False) -> torch.Tensor:
     """Squared error between the Gram matrix of `out` and a target Gram (b, c, c)."""
     loss = F.mse_loss(Fn.gram(out), target_gram.float())
