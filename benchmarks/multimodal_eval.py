@@ -56,7 +56,6 @@ def modes_maker(model: torch.nn.Module, data: EvalSet, device: torch.device, con
                 modes = MM.style_modes(style_feats, taps, config)
                 t1 = time.perf_counter()
                 targets, labels = MM.mode_targets(feats, [modes], one, taps, config)
-                targets = MM.modulated(model, targets, [style_feats], one)
                 t2 = time.perf_counter()
             out = model.decode(targets).clamp(0, 1)
             t3 = time.perf_counter()

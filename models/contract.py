@@ -122,7 +122,7 @@ class StatisticsModel(StyleModel, Protocol):
 
     @property
     def code_taps(self) -> tuple[str, ...]:
-        """Taps of a StyleCode that mixing reads (`mix_taps`, and e.g. a style hint's VGG taps), in code order."""
+        """Taps of a StyleCode that mixing reads (`mix_taps`, and a style hint's VGG taps if any), in code order."""
         ...
 
     @property
@@ -134,16 +134,7 @@ class StatisticsModel(StyleModel, Protocol):
     def encode_content(self, images: torch.Tensor) -> dict[str, torch.Tensor]: ...
 
     def decode(self, targets: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Target features {tap: (b, c, h, w)} at `mix_taps` (and any `modulate` entries) -> RGB (b, 3, H, W), not
-        clamped."""
-        ...
-
-    def modulate(self, targets: dict[str, torch.Tensor], means: dict[str, torch.Tensor], stds: dict[str, torch.Tensor],
-                 weights: torch.Tensor | None, alpha: float | torch.Tensor = 1.0) -> dict[str, torch.Tensor]:
-        """`targets` plus what the decoder needs besides target features (e.g. a per-style modulation), from the
-        styles' own statistics ({tap: (k, c)}) blended by `weights` ((k,) or spatial (k, b, 1, h, w); None: row k
-        for batch row k, as in training) and alpha: what code that builds its own targets (multi-modal transfer) adds
-        before `decode`. Unchanged for most models."""
+        """Target features {tap: (b, c, h, w)} at `mix_taps` -> RGB (b, 3, H, W), not clamped."""
         ...
 
     def stylize(self, content: dict[str, torch.Tensor], codes: Sequence[StyleCodeLike], weights: torch.Tensor,

@@ -92,25 +92,8 @@ class Decoder(nn.Module):
         self.convs = nn.ModuleList(nn.Conv2d(i, o, 3, padding=1, padding_mode="reflect") for i, o in convs)
         self.skip_order = [s for s in sorted(config.skips, reverse=True)]
 
-    def hidden_layers(self) -> list[tuple[int, int, int]]:
-        """(index, channels, stride) of every conv followed by a ReLU (all but the last), deepest first; stride is
-        the downsampling of its output relative to the image."""
-        stride, out, i = tap_stride(self.config.from_tap), [], 0
-        for kind, _, c_out in self.plan:
-            if kind == "up":
-                stride //= 2
-            else:
-                if i < len(self.convs) - 1:
-                    out.append((i, c_out, stride))
-                i += 1
-        return out
-
-    def forward(self, feat: torch.Tensor, skips: dict[str, torch.Tensor] | None = None,
-                modulation: dict[int, torch.Tensor] | None = None) -> torch.Tensor:
-        """Args: feat (b, c, h/8, w/8) at from_tap; skips {tap: features}; modulation {hidden conv index: (b or 1,
-        2c, h or 1, w or 1) gains then biases}: that conv's output x becomes x * (1 + gain) + bias before its ReLU
-        (models/hint.StyleModulation). Returns (b, 3, h, w)."""
-        modulation = modulation or {}
+    def forward(self, feat: torch.Tensor, skips: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Args: feat (b, c, h/8, w/8) at from_tap; skips {tap: features}. Returns (b, 3, h, w)."""
         skips = skips or {}
         missing = [s for s in self.skip_order if s not in skips]
         if missing:
@@ -125,9 +108,6 @@ class Decoder(nn.Module):
                     x = torch.cat([x, skips[tap].to(x.dtype) * scale.get(tap, 1.0)], dim=1)
             else:
                 x = self.convs[i](x)
-                if i in modulation:  # x + x * gain, not x * (1 + gain): in bf16, 1 + a small gain is exactly 1
-                    gain, bias = modulation[i].to(x.dtype).chunk(2, dim=1)
-                    x = x + x * gain + bias
                 i += 1
                 if i < len(self.convs):
                     x = F.relu(x)

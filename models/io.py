@@ -40,6 +40,33 @@ def to_dict(config: Any) -> Any:
     return config
 
 
+# Config fields that no longer exist, by config class: {field: the value that left it off}. Checkpoints and weights
+# dirs record every field of the config that made them (a run's checkpoint, `trained_with`), so a config that holds
+# one still loads while it is off, and fails naming it while it is on: what it switched on is gone (git has it).
+RETIRED: dict[str, dict[str, Any]] = {
+    "AdaINConfig": {"style_hint": [], "decoder_modulation": [], "modulation_rank": 128},
+    "StyTr2Config": {"blend": "normalised"},
+    "DataConfig": {"style_abstract": 0.0, "style_ink": 0.0, "style_augment": 0.0, "style_cache": False},
+    "LoopConfig": {"lr_scales": {}},
+}
+
+
+class RetiredField(ConfigError):
+    """A config sets a retired field (`RETIRED`) to something other than its off value."""
+
+
+def without_retired(cls: type, data: dict, field: str = "") -> dict:
+    """`data` less the fields `RETIRED` lists for `cls`; RetiredField naming the first one that is not off."""
+    retired = RETIRED.get(cls.__name__, {})
+    for name in retired.keys() & data.keys():
+        if to_dict(data[name]) != retired[name]:  # tuples as lists
+            dotted = f"{field}.{name}" if field else name
+            raise RetiredField(f"config field {dotted} was removed, and only its off value {json.dumps(retired[name])} "
+                               f"still loads; got {_show(data[name])}: this config needs the code of an older "
+                               f"version (git history)")
+    return {k: v for k, v in data.items() if k not in retired}
+
+
 def from_dict(cls: type, data: dict, field: str = "") -> Any:
     """JSON dict -> dataclass `cls`, recursing into nested dataclasses.
 
@@ -53,12 +80,14 @@ def from_dict(cls: type, data: dict, field: str = "") -> Any:
         field: dotted name of `data` inside a larger config (e.g. 'loop'), used in messages.
 
     Raises:
-        ConfigError naming the dotted field, the value and the expected type; or every unknown field.
+        ConfigError naming the dotted field, the value and the expected type; or every unknown field. RetiredField
+        for a retired field (`RETIRED`) that is not off; one that is off is dropped.
     """
     if not isinstance(data, dict):
         if field:
             raise ConfigError(f"config field {field} must be a JSON object ({cls.__name__}), got {_show(data)}")
         raise ConfigError(f"{cls.__name__} config must be a JSON object, got {_show(data)}")
+    data = without_retired(cls, data, field)
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)

@@ -1,4 +1,4 @@
-"""Mixing layers: modules over the functional core.
+"""Mixing over the functional core: style codes, and the blend of K of them that the AdaIN family shares.
 
 A `StyleCode` is a style as numbers: per-tap channel mean and std. K codes and K weights blend into
 one target statistic in one pass (`functional.mix`).
@@ -65,8 +65,6 @@ class StatisticsMixing:
         decode(targets) -> (b, 3, h, w)           mixed features at `mix_taps` -> RGB, not clamped
         mix_taps, style_taps                      taps the decoder reads (deepest first) / a StyleCode holds
         hint                                      its StyleHint (models/hint.py), or None
-        modulate(targets, means, stds, w, alpha)  (optional) the decoder's per-style modulation added to the
-                                                  targets (models/adain.py); default: none
         tap_channels(tap) -> int
 
     so that blends, masks, alpha and whole-image statistics (tiling) behave exactly alike in every such model
@@ -76,17 +74,15 @@ class StatisticsMixing:
     style_taps: tuple[str, ...]
     mix_taps: tuple[str, ...]
     hint: nn.Module | None  # set by the model (an annotation only: a class default would hide the submodule)
-    modulation_taps: tuple[str, ...] = ()  # taps a decoder modulation reads (models/adain.py), if any
     style_encoder_request: tuple[str, tuple[str, ...]] | None = None  # a second encoder a loader must attach
     # (attach_style_encoder) before style codes can be made: (preset or dir, taps); adain-fast's style hint
 
     @property
     def code_taps(self) -> tuple[str, ...]:
         """Taps of a StyleCode that mixing reads (e.g. the inputs of an ONNX graph): the decoder's in the code's
-        order, then any other tap the style hint or the decoder's modulation reads, in theirs."""
+        order, then any other tap the style hint reads, in its order."""
         own = tuple(t for t in self.style_taps if t in self.mix_taps)
-        extra = (*(self.hint.taps if self.hint is not None else ()), *self.modulation_taps)
-        return (*own, *dict.fromkeys(t for t in extra if t not in own))
+        return (*own, *(t for t in (self.hint.taps if self.hint is not None else ()) if t not in own))
 
     def encode_content(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """The contract's content encoding: the encoder's features {tap: (b, c, h, w)}."""
@@ -134,29 +130,17 @@ class StatisticsMixing:
                   content_stats: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> dict[str, torch.Tensor]:
         """`mix` with the K codes already stacked ({tap: (k, c)} means and stds, as `stack_codes` returns): what a
         traced graph with K as an input dimension calls (inference/onnx_export.py), where a list of K codes
-        cannot exist. A 0-d tensor `alpha` is not range-checked (see `functional.mix`)."""
-        own = (means, stds)
-        means, stds = self.hinted(means, stds)
+        cannot exist. A 0-d tensor `alpha` is not range-checked (see `functional.mix`). A style hint corrects each
+        code before the blend."""
+        if self.hint is not None:
+            means, stds = self.hint(means, stds)
         out = {}
         for tap in self.mix_taps:
             w = weights if weights.dim() == 1 else Fn.resize_weights(weights, feats[tap].shape[-2:])
             stats = None if content_stats is None else content_stats[tap]
             out[tap] = Fn.mix(feats[tap], means[tap].to(feats[tap].device), stds[tap].to(feats[tap].device), w, alpha,
                               stats)
-        return self.modulate(out, *own, weights, alpha)
-
-    def modulate(self, targets: dict[str, torch.Tensor], means: dict[str, torch.Tensor], stds: dict[str, torch.Tensor],
-                 weights: torch.Tensor | None, alpha: float | torch.Tensor = 1.0) -> dict[str, torch.Tensor]:
-        """`targets` plus a decoder modulation from the styles' own statistics, blended by `weights` (a model with
-        one overrides this, models/adain.py); here: unchanged."""
-        return targets
-
-    def hinted(self, means: dict[str, torch.Tensor], stds: dict[str, torch.Tensor]
-               ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """Stacked statistics ({tap: (k, c)}, one row per style) corrected by the model's style hint (`hint`, a
-        models/hint.StyleHint; none: unchanged). Mixing calls it before the blend; training calls it on each
-        sample's style statistics, so the hint learns what mixing will use."""
-        return (means, stds) if self.hint is None else self.hint(means, stds)
+        return out
 
     def stylize(self, content: dict[str, torch.Tensor], codes: Sequence[StyleCode], weights: torch.Tensor,
                 alpha: float | torch.Tensor = 1.0,
@@ -185,30 +169,3 @@ class StatisticsMixing:
         w = Fn.validate_weights(weights, len(codes))
         return self.stylize(self.encode_content(content), codes, w, alpha)
 
-
-class AdaIN(nn.Module):
-    """AdaIN towards a weighted blend of K styles (no parameters); see `functional.mix`."""
-
-    def forward(self, content: torch.Tensor, means: torch.Tensor, stds: torch.Tensor, weights: torch.Tensor,
-                alpha: float = 1.0) -> torch.Tensor:
-        return Fn.mix(content, means, stds, weights, alpha)
-
-
-class ConditionalInstanceNorm(nn.Module):
-    """Conditional instance norm: a learned (gamma, beta) per style id, blended by weights.
-
-    Args:
-        num_styles: number of learned styles S.
-        channels: feature channels C.
-    """
-
-    def __init__(self, num_styles: int, channels: int):
-        super().__init__()
-        self.gamma = nn.Parameter(torch.ones(num_styles, channels))
-        self.beta = nn.Parameter(torch.zeros(num_styles, channels))
-
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """Args: x (b, c, h, w); weights (b, S) rows summing to 1 (one-hot picks one style)."""
-        if weights.shape != (x.shape[0], self.gamma.shape[0]):
-            raise ValueError(f"weights must be (batch, {self.gamma.shape[0]}), got {tuple(weights.shape)}")
-        return Fn.adain(x, weights @ self.beta, weights @ self.gamma)

@@ -360,17 +360,7 @@ def stylize_modes(model: "StatisticsModel", content: torch.Tensor, styles: Seque
     style_feats = [model.encode_content(s) for s in styles]
     modes = [style_modes(f, model.mix_taps, config) for f in style_feats]
     targets, labels = mode_targets(feats, modes, weights, model.mix_taps, config, alpha)
-    return model.decode(modulated(model, targets, style_feats, weights, alpha)).clamp(0, 1), labels
-
-
-def modulated(model: "StatisticsModel", targets: dict[str, torch.Tensor], style_feats: Sequence[dict[str, torch.Tensor]],
-              weights: torch.Tensor, alpha: float = 1.0) -> dict[str, torch.Tensor]:
-    """Mode targets plus what the model's decoder needs besides them (`modulate`: e.g. a per-style modulation), from
-    each style's whole statistics (style_feats: the styles' features {tap: (1, c, h, w)}), blended by `weights` as
-    in plain transfer."""
-    whole = [{t: Fn.mean_std(f[t]) for t in model.code_taps} for f in style_feats]
-    return model.modulate(targets, {t: torch.cat([w[t][0] for w in whole]) for t in model.code_taps},
-                          {t: torch.cat([w[t][1] for w in whole]) for t in model.code_taps}, weights, alpha)
+    return model.decode(targets).clamp(0, 1), labels
 
 
 # --- label maps -------------------------------------------------------------------------------------

@@ -33,7 +33,6 @@ from .vgg import EncoderConfig, VGGEncoder
 HED_SHA256 = "4502df9d0a88873911ea191cb2be5147d190f6a7f4c21731a418960f6bdb8e8f"
 FETCH_COMMAND = "stylemix weights fetch"
 DEFAULT_MODEL = "adain-vgg16-v2"
-RENAMED = {"adain-fast-draft": "adain-fast"}  # old names of shipped weights dirs, still found by them
 
 
 def cache_dir() -> Path:
@@ -178,9 +177,8 @@ def resolve_model_dir(name_or_path: str | None) -> Path:
     if path.is_dir():
         return path
     shipped = shipped_weights()
-    for name in (name_or_path, RENAMED.get(name_or_path)):
-        if name and (shipped / name).is_dir():
-            return shipped / name
+    if (shipped / name_or_path).is_dir():
+        return shipped / name_or_path
     known = sorted(p.parent.name for p in shipped.glob("*/config.json"))
     raise WeightsError(f"no weights directory {name_or_path!r}; built-in weights: {known or 'none installed'}")
 
@@ -243,11 +241,10 @@ def model_styles(name_or_path: str | None = None) -> dict[str, StyleCode]:
     return load_codes(path) if path.is_file() else {}
 
 
-def decoder_part(model: nn.Module, skip: str | tuple[str, ...] | None = None) -> nn.Module:
-    """The part of a model a weights dir's decoder.safetensors holds (every tensor not under 'encoder.', nor under
-    `skip`, a prefix or prefixes, if given), as a module that `load_into` fills strictly."""
-    return _Subset(model, {k for k in model.state_dict()
-                           if not k.startswith("encoder.") and not (skip and k.startswith(skip))})
+def decoder_part(model: nn.Module) -> nn.Module:
+    """The part of a model a weights dir's decoder.safetensors holds (every tensor not under 'encoder.'), as a
+    module that `load_into` fills strictly."""
+    return _Subset(model, {k for k in model.state_dict() if not k.startswith("encoder.")})
 
 
 class _Subset(nn.Module):

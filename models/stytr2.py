@@ -12,14 +12,13 @@ positions; each decoder layer attends to the style tokens *twice* (the release's
 named `self_attn` but reads the style memory) before its MLP. The VGG encoder (`self.encoder`) only
 serves the training losses; the forward pass never calls it.
 
-Blending K styles: the decoder attends to the union of the K styles' tokens. With
-`blend='normalised'` (default) each style's keys get the bias log(w_k) - logsumexp_k(logits over its own
-keys), so style k receives exactly w_k of every query's attention mass and, within it, its own softmax;
-the attention output is then sum_k w_k attn_k, computed that way (K small attentions, zero weights
-skipped). The plain log(w_k) bias (`blend='logit'`) instead gives style k a share proportional to
-w_k times its partition function, which depends on its token count (image size) and on how well its
-keys match each query, so equal weights need not mean equal influence. Both reduce to the
-single-style output for weights (1, 0). alpha < 1 adds the content itself as one more style with weight
+Blending K styles: the decoder attends to the union of the K styles' tokens, each style's keys with the
+bias log(w_k) - logsumexp_k(logits over its own keys), so style k receives exactly w_k of every query's
+attention mass and, within it, its own softmax; the attention output is then sum_k w_k attn_k, computed
+that way (K small attentions, zero weights skipped). A plain log(w_k) bias would give style k a share
+proportional to w_k times its partition function, which depends on its token count (image size) and on
+how well its keys match each query, so equal weights would not mean equal influence. Weights (1, 0) give
+the single-style output. alpha < 1 adds the content itself as one more style with weight
 1 - alpha (alpha = 0 is the self-reconstruction the identity loss trains). A width other than the CNN
 decoder's input (512) gets a 1x1 projection (`to_grid`), which the release does not have.
 
@@ -42,7 +41,6 @@ from .registry import register_model
 from .vgg import EncoderConfig, VGGEncoder, tap_channels, tap_stride
 
 LOSS_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-BLEND_MODES = ("normalised", "logit")
 
 
 @dataclass
@@ -57,7 +55,6 @@ class StyTr2Config:
     dropout: float = 0.1  # on attention weights, attention outputs and MLPs (training only)
     patch: int = 8  # patch size = token stride; the CNN decoder upsamples by the same factor
     cape_grid: int = 18  # CAPE pools the content embedding to cape_grid x cape_grid
-    blend: str = "normalised"  # K-style attention: 'normalised' (style k gets w_k of the mass) or 'logit'
     decoder: DecoderConfig = field(default_factory=lambda: DecoderConfig(arch="vgg19", from_tap="relu4_1"))
     encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(name="vgg16-hed"))  # losses only
     loss_taps: tuple[str, ...] = LOSS_TAPS  # taps the loss encoder returns
@@ -96,11 +93,11 @@ def _mlp(cfg: StyTr2Config) -> nn.Module:
 
 class Attention(nn.Module):
     """Multi-head attention whose queries, keys and values come from separate inputs, over the union
-    of K key/value sets weighted per set (see the module docstring for the two blend modes)."""
+    of K key/value sets, style k receiving w_k of the attention mass (see the module docstring)."""
 
-    def __init__(self, width: int, heads: int, dropout: float, blend: str = "normalised"):
+    def __init__(self, width: int, heads: int, dropout: float):
         super().__init__()
-        self.heads, self.dropout, self.blend = heads, dropout, blend
+        self.heads, self.dropout = heads, dropout
         self.q, self.k, self.v = nn.Linear(width, width), nn.Linear(width, width), nn.Linear(width, width)
         self.out = nn.Linear(width, width)
 
@@ -124,14 +121,10 @@ class Attention(nn.Module):
         p = self.dropout if self.training else 0.0
         if len(ks) == 1:
             out = F.scaled_dot_product_attention(q, ks[0], vs[0], dropout_p=p)
-        elif self.blend == "normalised":  # sum_k w_k softmax_k(q K_k) V_k == union softmax with per-style lse bias
+        else:  # sum_k w_k softmax_k(q K_k) V_k == union softmax with per-style lse bias
             w = rearrange(weights, "k b n -> k b 1 n 1")
             out = sum(w[i] * F.scaled_dot_product_attention(q, k, v, dropout_p=p)
                       for i, (k, v) in enumerate(zip(ks, vs)) if bool((weights[i] > 0).any()))
-        else:  # one softmax over all styles' keys with a log(w_k) bias (-inf for w_k = 0)
-            bias = torch.cat([weights[i].log()[..., None].expand(-1, -1, k.shape[2]) for i, k in enumerate(ks)], -1)
-            out = F.scaled_dot_product_attention(q, torch.cat(ks, 2), torch.cat(vs, 2), dropout_p=p,
-                                                 attn_mask=bias[:, None].to(q.dtype))  # (b|1, 1, n|1, M)
         return self.out(rearrange(out, "b nh n e -> b n (nh e)"))
 
 
@@ -156,8 +149,8 @@ class DecoderLayer(nn.Module):
 
     def __init__(self, cfg: StyTr2Config):
         super().__init__()
-        self.attn1 = Attention(cfg.width, cfg.heads, cfg.dropout, cfg.blend)
-        self.attn2 = Attention(cfg.width, cfg.heads, cfg.dropout, cfg.blend)
+        self.attn1 = Attention(cfg.width, cfg.heads, cfg.dropout)
+        self.attn2 = Attention(cfg.width, cfg.heads, cfg.dropout)
         self.drop1, self.drop2 = nn.Dropout(cfg.dropout), nn.Dropout(cfg.dropout)
         self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(cfg.width) for _ in range(3))
         self.mlp = _mlp(cfg)
@@ -239,8 +232,6 @@ class StyTr2Model(nn.Module):
         c = config
         if c.width % c.heads:
             raise ValueError(f"width {c.width} must be divisible by heads {c.heads}")
-        if c.blend not in BLEND_MODES:
-            raise ValueError(f"blend must be one of {BLEND_MODES}, got {c.blend!r}")
         if tap_stride(c.decoder.from_tap) != c.patch or c.decoder.skips:
             raise ValueError(f"the CNN decoder must start at a tap of stride {c.patch} (the patch) without skips, "
                              f"got from_tap={c.decoder.from_tap!r}, skips={c.decoder.skips}")

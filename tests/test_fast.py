@@ -394,17 +394,13 @@ def test_missing_fast_weights_name_the_distillation_command(tmp_path, monkeypatc
     monkeypatch.setattr(pretrained, "shipped_weights", lambda: tmp_path)
     with pytest.raises(WeightsError, match=r"no adain-fast weights .*stylemix train --model adain-fast"):
         Stylizer.from_pretrained("adain-fast")
-    (tmp_path / "adain-fast-draft").mkdir()  # a draft installed beside: the message names it
-    with pytest.raises(WeightsError, match=r"no adain-fast weights .*a draft of it is installed: 'adain-fast-draft'"):
-        Stylizer.from_pretrained("adain-fast")
 
 
 def test_the_shipped_fast_model_loads_by_name_and_blends_its_built_in_styles(random_cached_encoder):
-    """weights/adain-fast as shipped: found by its name (and its draft's old name), it paints the bank's names with
+    """weights/adain-fast as shipped: found by its name, it paints the bank's names with
     its own codes, weights (1, 0) give the first style exactly, and a 50/50 blend is neither end."""
     fast = Stylizer.from_pretrained("adain-fast", dtype="fp32")
     assert isinstance(fast.model, FastModel)
-    assert pretrained.resolve_model_dir("adain-fast-draft") == pretrained.resolve_model_dir("adain-fast")
     assert fast.model.hint is not None and fast.model.hint.taps == ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
     names = sorted(pretrained.model_styles("adain-fast"))
     assert len(names) >= 30  # the bank's built-in names, encoded by the fast model's own encoder

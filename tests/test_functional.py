@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from stylemix.models import functional as Fn
-from stylemix.models.mixing import AdaIN, ConditionalInstanceNorm, StyleCode, stack_codes
+from stylemix.models.mixing import StyleCode, stack_codes
 
 
 def _feats(*shape: int, seed: int = 0, scale: float = 3.0, shift: float = 1.0) -> torch.Tensor:
@@ -239,25 +239,3 @@ def test_stack_codes_and_average():
                                rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="different taps"):
         stack_codes([a, _code(3, taps=("relu2_1",))])
-
-
-def test_adain_module_is_functional_mix():
-    means, stds = _stats(2, 8)
-    content, w = _feats(1, 8, 4, 4), torch.tensor([0.5, 0.5])
-    assert torch.equal(AdaIN()(content, means, stds, w, 0.7), Fn.mix(content, means, stds, w, 0.7))
-
-
-def test_conditional_instance_norm_one_hot_picks_a_style():
-    torch.manual_seed(0)
-    cin = ConditionalInstanceNorm(3, 8)
-    with torch.no_grad():
-        cin.gamma.uniform_(0.5, 2.0)
-        cin.beta.normal_()
-    x = _feats(2, 8, 6, 6)
-    onehot = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
-    out = cin(x, onehot)
-    torch.testing.assert_close(out[0:1], Fn.adain(x[0:1], cin.beta[1:2], cin.gamma[1:2]), rtol=0, atol=1e-6)
-    torch.testing.assert_close(out[1:2], Fn.adain(x[1:2], cin.beta[2:3], cin.gamma[2:3]), rtol=0, atol=1e-6)
-    with pytest.raises(ValueError, match=r"weights must be \(batch, 3\)"):
-        cin(x, torch.ones(2, 2))
-    assert torch.isfinite(out).all()

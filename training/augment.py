@@ -1,4 +1,4 @@
-"""Style augmentation: a style crop -> a related style with other statistics (distillation and AdaIN training).
+"""Style augmentation: a style crop -> a related style with other statistics (the distillation's teacher cache).
 
 The training paintings (WikiArt thumbnails, seven figurative movements, upsampled to 256-320 px) cover a narrow
 range of style statistics. A student distilled on them alone matches its teacher on such paintings and falls
@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 
 from ..models import functional as Fn
-from .abstract import abstract_painting
 
 # (op, probability of applying it once a style is chosen for augmentation), in the order they are applied
 OPS = ("sharpen", "hue", "saturation", "contrast", "posterize")
@@ -68,16 +67,11 @@ def ink_drawing(x: torch.Tensor, rng: random.Random) -> torch.Tensor:
     return 1 - drawing if rng.random() < 0.35 else drawing
 
 
-def change_styles(styles: list[torch.Tensor], ink: float, augment: float, key: str, *,
-                  abstract: float = 0.0) -> list[torch.Tensor]:
-    """Replace a share `abstract` of style crops (3, h, w) by procedural abstract paintings (training/abstract.py,
-    in the crop's palette at times), turn a share `ink` into ink drawings, then change a share `augment` with
-    `augment_style`. Each change draws from its own stream, `random.Random(f"{key}/abstract")`, `(f"{key}/ink")`
-    and `(f"{key}/augment")`, so the draws that chose the crops are those of an unchanged run, and the result is a
+def change_styles(styles: list[torch.Tensor], ink: float, augment: float, key: str) -> list[torch.Tensor]:
+    """Turn a share `ink` of style crops (3, h, w) into ink drawings, then change a share `augment` with
+    `augment_style`. Each change draws from its own stream, `random.Random(f"{key}/ink")` and
+    `(f"{key}/augment")`, so the draws that chose the crops are those of an unchanged run, and the result is a
     pure function of `key`."""
-    if abstract:
-        rng = random.Random(f"{key}/abstract")
-        styles = [abstract_painting(*x.shape[-2:], rng, x) if rng.random() < abstract else x for x in styles]
     if ink:
         rng = random.Random(f"{key}/ink")
         styles = [ink_drawing(x, rng) if rng.random() < ink else x for x in styles]

@@ -22,7 +22,8 @@ import torch
 
 from ..models import pretrained
 from ..models.adain import AdaINConfig
-from ..models.io import CONFIG_FILE, DECODER_FILE, WeightsError, from_dict, load_into, load_json, save_model_dir, to_dict
+from ..models.io import (CONFIG_FILE, DECODER_FILE, RetiredField, WeightsError, from_dict, load_into, load_json,
+                         save_model_dir, to_dict)
 
 from .adain_task import AdaINLossConfig, AdaINTask, DataConfig
 from .checkpoint import checkpoint_config, load_tensors, read_metadata
@@ -60,16 +61,8 @@ def build_model(cfg: TrainConfig, log=print):
     model = pretrained.create_with_encoder("adain", cfg.model, cfg.encoder, log)
     if cfg.init:
         init_dir = resolve_init(cfg.init)
-        held = load_tensors(init_dir / DECODER_FILE)
-        # a style hint or decoder modulation added to weights trained without one starts as the identity: the init's
-        # model, exactly
-        fresh = tuple(p for p, part in (("hint.", model.hint), ("modulation.", model.modulation))
-                      if part is not None and not any(k.startswith(p) for k in held))
-        load_into(pretrained.decoder_part(model, skip=fresh or None), init_dir / DECODER_FILE)
-        added = {"hint.": f"style hint added at {list(cfg.model.style_hint)}",
-                 "modulation.": f"decoder modulation added, reading {list(cfg.model.decoder_modulation)}"}
-        log(f"decoder initialised from {init_dir} ({init_meta(cfg).get('steps', '?')} steps)"
-            + "".join(f"; {added[p]} (it starts as the identity)" for p in fresh))
+        load_into(pretrained.decoder_part(model), init_dir / DECODER_FILE)
+        log(f"decoder initialised from {init_dir} ({init_meta(cfg).get('steps', '?')} steps)")
     return model
 
 
@@ -113,9 +106,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _adain_task(cfg: TrainConfig, model, device, run: Path) -> AdaINTask:
-    cache = run / "style_cache.safetensors" if cfg.data.style_cache else None
     return AdaINTask(model, cfg.data, cfg.loss, rank=int(os.environ.get("RANK", 0)), device=device,
-                     channels_last=cfg.loop.channels_last, cache_path=cache)
+                     channels_last=cfg.loop.channels_last)
 
 
 ADAIN_RECIPE = Recipe("stylemix train", TrainConfig, build_config, build_model, _adain_task, export)
@@ -144,6 +136,8 @@ def recipe_of(config: dict) -> tuple[Recipe, Any]:
         r = recipe_for(name)
         try:
             return r, from_dict(r.config_cls, config)
+        except RetiredField:  # the recipe's config, with a field that is gone: that, not a list of mismatches
+            raise
         except (WeightsError, TypeError) as e:
             errors.append(f"{name}: {e}")
     raise WeightsError("the checkpoint's config matches no training recipe (" + "; ".join(errors) + ")")
@@ -173,7 +167,7 @@ def drive(args: argparse.Namespace, recipe: Recipe) -> int:
         task = recipe.make_task(cfg, recipe.build_model(cfg), device, run)
         trainer = Trainer(task, cfg.loop, run, to_dict(cfg), device=device,
                           resume_ignore=(*RESUME_FREE, *args.allow_change),
-                          config_defaults=to_dict(recipe.config_cls()))
+                          config_cls=recipe.config_cls)
         step = trainer.fit(resume=not args.no_resume)
         if trainer.rank == 0:
             print(f"stopped at step {step}; checkpoint {trainer.ckpt_path}")

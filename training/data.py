@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 import random
 from pathlib import Path
-from typing import Callable
-
 import numpy as np
 import torch
 from PIL import Image, ImageOps
@@ -56,11 +54,11 @@ class ImageFolder:
             log.warning("skipping unreadable image %s (%s)", path, e)
             return None
 
-    def pick(self, rng: random.Random, usable: Callable[[int], bool] | None = None) -> int:
-        """A random file index whose image is readable (and `usable(index)`, when given)."""
+    def pick(self, rng: random.Random) -> int:
+        """A random file index whose image is readable."""
         for _ in range(100):
             i = rng.randrange(len(self.files))
-            if self.files[i] not in self.bad and (usable(i) if usable else self.read(self.files[i]) is not None):
+            if self.files[i] not in self.bad and self.read(self.files[i]) is not None:
                 return i
         raise ValueError(f"no readable image among 100 random tries under {self.root}; check the folder")
 
@@ -114,11 +112,3 @@ class PairBatches:
         c = torch.stack([self.content.sample(rng) for _ in range(self.batch_size)])
         s = torch.stack([self.style.sample(rng) for _ in range(self.batch_size)])
         return c, s
-
-    def content_and_style_ids(self, step: int, usable: Callable[[int], bool] | None = None
-                              ) -> tuple[torch.Tensor, list[int]]:
-        """Content crops (batch_size, 3, crop, crop) and style *file indices* (for cached style statistics).
-        The content crops equal those of `batch(step)`."""
-        rng = self.rng(step)
-        c = torch.stack([self.content.sample(rng) for _ in range(self.batch_size)])
-        return c, [self.style.pick(rng, usable) for _ in range(self.batch_size)]

@@ -32,6 +32,7 @@ Two phases in one command, both resumable:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -50,7 +51,7 @@ from ..models.mixing import StatisticsMixing, StyleCode
 from ..models.vgg import tap_stride
 
 from . import losses
-from .adain_task import DataConfig, encoder_fingerprint
+from .adain_task import DataConfig
 from .checkpoint import load_tensors, read_metadata
 from .data import ImageFolder
 from .distill import Sample, TeacherCache, TeacherConfig, frame, unframe
@@ -106,15 +107,6 @@ class FastTrainConfig:
     init: str = ""  # a fast model's weights dir to start from (e.g. the previous distillation; it may have fewer
     # residual blocks than `model`: the new ones start as the identity, models/fast.deepen); "" = random
     bank_data: str = "../shared/data"  # folder the built-in styles' sources (weights/styles/index.json) are under
-
-    def __post_init__(self):
-        for name in ("style_ink", "style_augment"):  # the student never sees a style image the teacher did not paint
-            if getattr(self.data, name):
-                raise ValueError(f"data.{name} changes the AdaIN task's style crops; a distillation run changes the "
-                                 f"teacher's with teacher.{name}")
-        if self.data.style_abstract:
-            raise ValueError("data.style_abstract replaces the AdaIN task's style crops; a distillation run does not "
-                             "use it")
 
 
 class FastTask:
@@ -256,10 +248,7 @@ class FastTask:
 
 def build_config(config_file: str | None, overrides: list[str]) -> FastTrainConfig:
     """Defaults, then a JSON file's fields, then KEY=VALUE overrides (training/recipe.py)."""
-    cfg = recipe_config(config_file, overrides, FastTrainConfig)
-    if cfg.data.style_cache:
-        raise ValueError("data.style_cache does not apply to distillation (the teacher cache holds the style crops)")
-    return cfg
+    return recipe_config(config_file, overrides, FastTrainConfig)
 
 
 def build_model(cfg: FastTrainConfig, log=log.info) -> FastModel:
@@ -330,6 +319,15 @@ def bank_codes(model: FastModel, data_root: str | Path) -> tuple[dict[str, Style
                 raise WeightsError(f"cannot read {root / src}, the source of built-in style {name!r}")
             codes[name] = model.style_code(image[None])[0].cpu_copy()
     return codes, {"short_side": str(short), "sources": json.dumps(dict(entries))}
+
+
+def encoder_fingerprint(encoder: torch.nn.Module) -> str:
+    """A short hash of an encoder's weights (so codes never outlive the weights they came from)."""
+    h = hashlib.sha256()
+    for k, v in sorted(encoder.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def export(cfg: FastTrainConfig, run_dir: Path, out_dir: Path, dtype: torch.dtype | None = None) -> Path:

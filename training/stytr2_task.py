@@ -74,8 +74,6 @@ class StyTr2Task:
 
     def __init__(self, model: StyTr2Model, data: DataConfig, loss: StyTr2LossConfig, rank: int = 0,
                  device: str | torch.device = "cpu", channels_last: bool = True, batches=None):
-        if data.style_cache:
-            raise ValueError("data.style_cache is not supported by the StyTr² task (its style encoder needs the pixels)")
         self.model, self.cfg, self.device, self.cl = model, loss, torch.device(device), channels_last
         self.batches = batches or PairBatches(ImageFolder(data.content_dir, data.crop, data.content_short_side),
                                               ImageFolder(data.style_dir, data.crop, data.style_short_side),

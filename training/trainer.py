@@ -1,10 +1,10 @@
 """A model-agnostic training loop.
 
 A *task* owns the model and its loss: `task.model` (nn.Module), `task.loss(step) -> (loss, logs)`,
-and optionally `task.samples(step) -> (b, 3, h, w)` images for the sample grid and
-`task.on_save(step)` (called on rank 0 after each checkpoint). The loop does the rest: Adam with
-inverse-time decay, bf16 autocast + channels_last on CPU (AMP on CUDA), atomic checkpoints every N
-steps and on SIGINT/SIGTERM, bit-exact resume, DDP under torchrun, JSONL (+ TensorBoard) logs.
+and optionally `task.samples(step) -> (b, 3, h, w)` images for the sample grid. The loop does the
+rest: Adam with inverse-time decay, bf16 autocast + channels_last on CPU (AMP on CUDA), atomic
+checkpoints every N steps and on SIGINT/SIGTERM, bit-exact resume, DDP under torchrun, JSONL
+(+ TensorBoard) logs.
 
 Under `torchrun --nproc_per_node N` the same code runs data-parallel: every rank starts from rank 0's
 weights, draws its own batches (the task keys them on RANK), averages gradients with one flat
@@ -20,7 +20,7 @@ import signal
 import threading
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,7 +29,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..models.device import resolve_device as available_device
-from ..models.io import atomic_write, check_value
+from ..models.io import ConfigError, atomic_write, check_value, from_dict, to_dict
 from ..models.precision import auto_dtype
 
 from .checkpoint import checkpoint_config, load_checkpoint, save_checkpoint
@@ -70,9 +70,6 @@ class LoopConfig:
     grad_clip: float = 0.0  # 0 = off
     tensorboard: bool = True  # also write TensorBoard events (RUN_DIR/tensorboard) when `tensorboard` is installed
     max_minutes: float = 0.0  # stop (with a checkpoint) after this much wall time in this process; 0 = no limit
-    # learning-rate multipliers by parameter-name prefix, e.g. {"hint.": 10}: a part that starts fresh beside
-    # trained weights (a style hint grown onto a decoder) learns at its own pace; the first matching prefix wins
-    lr_scales: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self):  # value checks, before anything runs; from_dict has checked the types
         inf = float("inf")
@@ -84,24 +81,6 @@ class LoopConfig:
             check_value(f"loop.{name}", getattr(self, name), getattr(self, name) >= 0, "an integer >= 0 (0 = off)")
         for name in ("checkpoint_every", "log_every"):
             check_value(f"loop.{name}", getattr(self, name), getattr(self, name) >= 1, "an integer >= 1")
-        check_value("loop.lr_scales", self.lr_scales, all(0 < v < inf for v in self.lr_scales.values()),
-                    "a mapping of parameter-name prefixes to finite numbers > 0")
-
-
-def param_groups(model: nn.Module, lr_scales: dict[str, float]) -> list[dict[str, Any]]:
-    """The trainable parameters in Adam groups, one per learning-rate multiplier (`LoopConfig.lr_scales`), each
-    group's multiplier under "lr_scale"; without multipliers one group of every parameter, as a plain Adam has."""
-    groups: dict[float, list[nn.Parameter]] = {}
-    used: set[str] = set()
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            prefix = next((k for k in lr_scales if name.startswith(k)), None)
-            used.add(prefix)
-            groups.setdefault(lr_scales.get(prefix, 1.0), []).append(p)
-    unused = [k for k in lr_scales if k not in used]
-    check_value("loop.lr_scales", lr_scales, not unused, f"prefixes of trainable parameters ({unused[0]!r} "
-                f"names none)" if unused else "")
-    return [{"params": ps, "lr_scale": scale} for scale, ps in groups.items()]
 
 
 class ResumeMismatch(ValueError):
@@ -156,17 +135,18 @@ class Trainer:
         run_config: JSON-ready config saved in checkpoints and compared on resume.
         device: torch device.
         resume_ignore: dotted config fields (or sections) allowed to differ from the checkpoint.
-        config_defaults: defaults for fields a checkpoint predates (so adding a config field with a
-            default keeps old runs resumable).
+        config_cls: the dataclass `run_config` was made from: a checkpoint's config is read as one before it is
+            compared (fields it predates take the defaults, so adding a config field with a default keeps old runs
+            resumable; retired fields at their off value are dropped, models/io.RETIRED).
     """
 
     def __init__(self, task: Task, loop: LoopConfig, out_dir: str | Path, run_config: dict[str, Any],
                  device: str | torch.device = "cpu", resume_ignore: tuple[str, ...] = RESUME_FREE,
-                 config_defaults: dict[str, Any] | None = None):
+                 config_cls: type | None = None):
         if loop.precision not in PRECISIONS:
             raise ValueError(f"loop.precision must be one of {', '.join(PRECISIONS)}, got {loop.precision!r}")
         self.task, self.loop, self.out = task, loop, Path(out_dir)
-        self.run_config, self.resume_ignore, self.config_defaults = run_config, resume_ignore, config_defaults
+        self.run_config, self.resume_ignore, self.config_cls = run_config, resume_ignore, config_cls
         self.device = resolve_device(device)
         if loop.precision == "fp16" and self.device.type != "cuda":
             raise ValueError("loop.precision 'fp16' needs a CUDA device; use 'bf16' or 'auto' on CPU")
@@ -182,7 +162,7 @@ class Trainer:
         if loop.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(param_groups(model, loop.lr_scales), lr=loop.lr)
+        self.optimizer = torch.optim.Adam(self.params, lr=loop.lr)
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.stop_requested = False
@@ -219,7 +199,12 @@ class Trainer:
         """Load the run's checkpoint if there is one, after checking its config. Returns the step."""
         if not self.ckpt_path.is_file():
             return 0
-        saved = fill_defaults(checkpoint_config(self.ckpt_path), self.config_defaults)
+        saved = checkpoint_config(self.ckpt_path)
+        if self.config_cls is not None:
+            try:
+                saved = to_dict(from_dict(self.config_cls, fill_defaults(saved, to_dict(self.config_cls()))))
+            except ConfigError as e:
+                raise ConfigError(f"cannot resume {self.ckpt_path}: {e}") from None
         diffs = [d for d in diff_configs(saved, self.run_config) if not self._ignored(d.split(":", 1)[0])]
         if diffs:
             raise ResumeMismatch(f"refusing to resume {self.ckpt_path}: config differs ({'; '.join(diffs)})")
@@ -231,9 +216,6 @@ class Trainer:
             self._check_ranks_in_sync(step)
         if self.rank == 0:
             save_checkpoint(self.ckpt_path, self.task.model, self.optimizer, step, self.run_config, self.scaler)
-            hook = getattr(self.task, "on_save", None)
-            if hook is not None:
-                hook(step)
 
     def _on_signal(self, signum, frame):
         if self.stop_requested:  # a second signal aborts at once
@@ -258,7 +240,7 @@ class Trainer:
                 if time.time() >= deadline:  # like a signal, so every DDP rank stops at the same step
                     self.stop_requested = True
                 for g in self.optimizer.param_groups:
-                    g["lr"] = self.lr_at(step) * g.get("lr_scale", 1.0)  # checkpoints from before lr_scales: 1
+                    g["lr"] = self.lr_at(step)
                 with self.autocast():
                     loss, logs = self.task.loss(step)
                 window_n += int(logs.pop("batch", 1)) * self.world
