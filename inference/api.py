@@ -14,6 +14,7 @@ Letters: k - styles, n - cells (output images), b - batch, c - channels, h/w - h
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -128,9 +129,7 @@ class Stylizer:
             if str(name_or_path) == "stytr2":
                 raise WeightsError(NO_STYTR2.format(where=pretrained.shipped_weights() / "stytr2")) from None
             if str(name_or_path) == "adain-fast":
-                shipped = pretrained.shipped_weights()
-                hint = "; a draft of it is installed: 'adain-fast-draft'" if (shipped / "adain-fast-draft").is_dir() else ""
-                raise WeightsError(NO_FAST.format(where=shipped / "adain-fast") + hint) from None
+                raise WeightsError(NO_FAST.format(where=pretrained.shipped_weights() / "adain-fast")) from None
             raise WeightsError(f"{e}; pass a model directory (config.json + decoder.safetensors)") from None
         name = None if name_or_path is None else str(name_or_path)
         model, _ = pretrained.load_model(name, encoder, device, log=_log_stderr)
@@ -541,11 +540,19 @@ def _lift(out: torch.Tensor, painted: torch.Tensor, full: torch.Tensor) -> torch
     return guided_upsample(out, Fn.luma(painted.to(out)), Fn.luma(full.to(out)))
 
 
+def _same_aspect(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """Whether two (h, w) sizes have one aspect ratio up to rounding: the ratios may differ by the relative error
+    of half a pixel on the short side of each. For 64 x 48 (w x h) content, 1024 x 768 fits and so does 3 x 2
+    (its nearest rounding); 3 x 3 and 64 x 64 do not. Compared as ratios: a small mask gets no absolute slack."""
+    (ha, wa), (hb, wb) = a, b
+    return abs(math.log((wa * hb) / (ha * wb))) <= 0.5 / min(ha, wa) + 0.5 / min(hb, wb)
+
+
 def _mask_weights(masks: Sequence[ImageLike], weights: torch.Tensor, frame: Frame, stride: int) -> torch.Tensor:
     """K masks + K global weights -> spatial weights (k, 1, 1, H, W) on the padded canvas of `frame`.
 
     Per pixel, weight_k = w_k m_k / sum_j w_j m_j; where no mask covers a pixel the global weights apply.
-    Masks of a different resolution are resized when their aspect ratio matches the content's.
+    Masks of a different resolution are resized when their aspect ratio matches the content's (see `_same_aspect`).
     """
     k, (h, w) = len(weights), frame.size
     masks = list(masks) if isinstance(masks, (list, tuple)) else [masks]
@@ -556,7 +563,7 @@ def _mask_weights(masks: Sequence[ImageLike], weights: torch.Tensor, frame: Fram
         m = load_mask(src)  # (1, 1, hm, wm)
         hm, wm = m.shape[-2:]
         if (hm, wm) != (h, w):
-            if abs(hm * w - wm * h) > max(hm, wm, h, w):  # aspect ratios differ by more than a pixel
+            if not _same_aspect((hm, wm), (h, w)):
                 raise ValueError(f"mask {i + 1} is {wm}x{hm} px but the content is {w}x{h} px; masks need the "
                                  f"content's size or at least its aspect ratio")
             m = torch.nn.functional.interpolate(m, size=(h, w), mode="bilinear", align_corners=False,

@@ -7,9 +7,13 @@ into one clear line and a non-zero exit.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import re
+import signal
 import sys
+import threading
+from typing import Iterator
 
 # Subcommand modules, in the order `stylemix --help` lists them.
 COMMANDS = ["demo", "stylize", "grid", "sheet", "styles", "weights", "optimize", "train", "dataset", "video", "app"]
@@ -17,6 +21,30 @@ COMMANDS = ["demo", "stylize", "grid", "sheet", "styles", "weights", "optimize",
 
 class UsageError(Exception):
     """Bad input from the user: printed as one line, exit code 2."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, a scheduler ending the job), raised where the program is, as Ctrl-C raises
+    KeyboardInterrupt: the same clean-up runs (temporary files removed, manifests closed, the app's folder
+    removed). Exit code 143 (128 + 15)."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM raises `Terminated` (a KeyboardInterrupt) in the main thread instead of killing the
+    process on the spot; the previous handler is restored on the way out."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 # What to try when a command runs out of memory (an input too large for this machine, not a bug).
@@ -63,9 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     from ..models.io import WeightsError
 
     try:
-        if isinstance(getattr(args, "device", None), str):
-            resolve_device(args.device)  # every command's --device, checked before any work
-        return int(args.func(args) or 0)
+        with _sigterm_as_interrupt():
+            if isinstance(getattr(args, "device", None), str):
+                resolve_device(args.device)  # every command's --device, checked before any work
+            return int(args.func(args) or 0)
     except (UsageError, ValueError, FileNotFoundError, WeightsError, ConversionError, PermissionError, OSError) as e:
         print(f"stylemix {args.command}: error: {e}", file=sys.stderr)
         return 2
@@ -76,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         hint = MEMORY_HINTS.get(args.command, MEMORY_HINT)
         print(f"stylemix {args.command}: error: out of memory ({reason}); {hint}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(f"stylemix {args.command}: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"stylemix {args.command}: interrupted", file=sys.stderr)
         return 130

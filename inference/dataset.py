@@ -28,8 +28,10 @@ Decisions, and why:
     rerun skips what exists and finishes the rest, and Ctrl-C loses at most the image in flight.
   * One manifest per shard, `manifest.jsonl` (unsharded) or `manifest-00001-of-00004.jsonl`, one JSON line
     per output, written after its image and flushed, so concurrent shards never share a file and the
-    shards' files together list every output: `cat DST/manifest*.jsonl > all.jsonl`. JSON lines rather
-    than CSV: rows hold lists (styles, weights) and concatenated files need no header handling.
+    shards' files together list every output: `cat DST/manifest*.jsonl > all.jsonl`. A manifest is locked
+    while a run writes it (a second run of the same shard is refused), and a torn last line is repaired when
+    it is reopened, so every line is one JSON row. JSON lines rather than CSV: rows hold lists (styles,
+    weights) and concatenated files need no header handling.
     A rerun writes no row for an output its manifests already list as "ok" (an output deleted and made
     again is the same image, so its row stands); an output that exists without a row (killed between the
     image and its row) gets its row then, exactly as it would have been written. An unreadable content
@@ -62,11 +64,17 @@ from .api import Stylizer
 from .images import IMAGE_EXTENSIONS, check_outputs, image_format, load_image, save_image
 from .styles import builtin_styles, style_path
 
+try:
+    import fcntl  # advisory locks: one writer per manifest (POSIX)
+except ImportError:  # Windows: runs of one shard must simply not overlap
+    fcntl = None
+
 SETTINGS_FILE = "dataset.json"
 STYLE_CODE_SUFFIX = ".safetensors"
 BANK = "bank"  # --styles bank: every built-in style (the same on every machine, unlike a user's bank)
 _DRAW_SALT = "stylemix-dataset-style"
 _SHARD_SALT = "stylemix-dataset-shard"
+MAX_SHARDS = 99_999  # manifest-IIIII-of-NNNNN.jsonl: five digits
 
 
 # --- which files, which shard ------------------------------------------------------------------------
@@ -79,10 +87,10 @@ class Shard:
     count: int = 1
 
     def __post_init__(self):
-        if not (isinstance(self.count, int) and self.count >= 1 and isinstance(self.index, int)
+        if not (isinstance(self.count, int) and 1 <= self.count <= MAX_SHARDS and isinstance(self.index, int)
                 and 0 <= self.index < self.count):
-            raise ValueError(f"shard {self.index}/{self.count} does not exist: use I/N with N >= 1 and "
-                             f"0 <= I < N, e.g. 0/4 ... 3/4")
+            raise ValueError(f"shard {self.index}/{self.count} does not exist: use I/N with 1 <= N <= {MAX_SHARDS} "
+                             f"and 0 <= I < N, e.g. 0/4 ... 3/4")
 
     @classmethod
     def parse(cls, text: str) -> "Shard":
@@ -117,13 +125,21 @@ class Shard:
         return self.count == 1 or _hash_int(_SHARD_SALT, rel) % self.count == self.index
 
 
-def list_images(src: str | os.PathLike, suffixes: Sequence[str] = IMAGE_EXTENSIONS) -> list[str]:
+def list_images(src: str | os.PathLike, suffixes: Sequence[str] = IMAGE_EXTENSIONS,
+                skip: Sequence[str | os.PathLike] = ()) -> list[str]:
     """Every file with one of `suffixes` (default: images) under `src`, recursively and following symlinked
     folders, as sorted POSIX paths relative to `src` (the same strings on every OS: they key the style
-    draw and the shard)."""
+    draw and the shard). Each folder is listed once: a link to a folder already listed (a loop such as
+    `ln -s .. loop`, or a second name for the same folder) is not followed; the walk goes in sorted order, so
+    which name a folder keeps does not depend on the file system. Folders in `skip` (and links to them) are not
+    walked. Files that are not regular files (FIFOs, sockets) are listed too: loading them fails, so they are
+    reported, never read."""
     root = Path(src)
     found = []
-    for folder, _, files in os.walk(root, followlinks=True):
+    seen = {_folder_id(root), *(_folder_id(Path(f)) for f in skip if Path(f).is_dir())}
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        dirs.sort()
+        dirs[:] = [d for d in dirs if _first_visit(Path(folder, d), seen)]
         rel_dir = Path(folder).relative_to(root)
         found += [(rel_dir / f).as_posix() for f in files if Path(f).suffix.lower() in suffixes]
     return sorted(found)
@@ -272,7 +288,7 @@ def stylize_dataset(src: str | os.PathLike, dst: str | os.PathLike, styles: Sequ
     labels = expand_styles(styles)
     if blend and len(labels) < 2:
         raise ValueError(f"blend needs at least 2 styles, got 1 ({labels[0]})")
-    files = list_images(src)
+    files = list_images(src, skip=[dst])  # a link in SRC to DST: its outputs must not become inputs
     if not files:
         raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {src}")
     _check_collisions(files, per_image, ext)
@@ -366,6 +382,23 @@ def read_manifests(dst: str | os.PathLike) -> dict[str, str]:
 
 def _hash_int(salt: str, text: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{salt}\0{text}".encode()).digest()[:8], "big")
+
+
+def _folder_id(folder: Path) -> tuple[int, int] | Path:
+    """What makes two paths one folder: (device, inode) through links; the path when it cannot be read."""
+    try:
+        st = folder.stat()
+    except OSError:
+        return folder
+    return st.st_dev, st.st_ino
+
+
+def _first_visit(folder: Path, seen: set) -> bool:
+    key = _folder_id(folder)
+    if key in seen:
+        return False
+    seen.add(key)
+    return True
 
 
 def _check_args(src: Path, dst: Path, per_image: int, alpha: float, ext: str, max_size: int | None,
@@ -473,22 +506,44 @@ def _prefetch(paths: Sequence[Path], max_size: int | None, workers: int) -> Iter
 
 
 class _Manifest:
-    """A shard's manifest, opened for appending; `write` puts one row on disk (line + flush)."""
+    """A shard's manifest, opened for appending; `write` puts one row on disk (line + flush).
+
+    A run killed while writing a row leaves a last line without its newline. Opening repairs it, so every line
+    of the file stays one JSON row: a complete row gets its newline, a torn one is cut off (its output exists,
+    so this run writes its row again, see `stylize_dataset`). The file is locked while open: a second run of
+    the same shard into the same DST is refused, since it would log each row twice (and its repair could cut
+    a row the first run is writing)."""
 
     def __init__(self, path: Path):
         self.path = path
 
     def __enter__(self) -> "_Manifest":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        torn = False
-        if self.path.is_file() and self.path.stat().st_size > 0:
-            with open(self.path, "rb") as f:
-                f.seek(-1, os.SEEK_END)
-                torn = f.read(1) != b"\n"
         self._f = open(self.path, "ab")
-        if torn:  # a run killed mid-line: start on a fresh line so the next row stays readable
-            self._f.write(b"\n")
+        try:
+            self._lock()
+            tail = _last_line(self.path)
+            if tail is not None:
+                if _is_row(tail[1]):
+                    self._f.write(b"\n")
+                else:
+                    self._f.truncate(tail[0])
+        except BaseException:
+            self._f.close()
+            raise
         return self
+
+    def _lock(self) -> None:
+        """Released when the file is closed or the process dies (even by SIGKILL): a stale lock cannot stay."""
+        if fcntl is None:
+            return
+        try:
+            fcntl.flock(self._f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(f"another run is writing {self.path} (the same shard of the same DST); wait for it to "
+                             f"finish, or give this process another --shard") from None
+        except OSError:  # a file system without locks (some network mounts): as without fcntl
+            pass
 
     def write(self, row: dict) -> None:
         self._f.write((json.dumps(row) + "\n").encode())
@@ -496,3 +551,28 @@ class _Manifest:
 
     def __exit__(self, *exc) -> None:
         self._f.close()
+
+
+def _last_line(path: Path, block: int = 1 << 16) -> tuple[int, bytes] | None:
+    """(offset, bytes) of the file's last line when it lacks its newline (a torn write); None when the file is
+    empty or ends with a newline. Reads backwards from the end: a large manifest is not read whole."""
+    with open(path, "rb") as f:
+        end = f.seek(0, os.SEEK_END)
+        f.seek(max(0, end - 1))
+        if end == 0 or f.read(1) == b"\n":
+            return None
+        tail, pos = b"", end
+        while pos > 0 and b"\n" not in tail:
+            step = min(block, pos)
+            pos -= step
+            f.seek(pos)
+            tail = f.read(step) + tail
+    cut = tail.rfind(b"\n") + 1  # 0 when the whole file is one line
+    return pos + cut, tail[cut:]
+
+
+def _is_row(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False

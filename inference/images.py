@@ -209,6 +209,8 @@ def check_side_limit(path: str | Path, size: tuple[int, int]) -> None:
 def planned_size(path: str | Path, max_size: int | None = None) -> tuple[int, int] | None:
     """(h, w) that `load_image(path, max_size)` will give, upright, read from the file's header without decoding
     it (to refuse an output before the work); None when the header cannot be read (loading it says why)."""
+    if not Path(path).is_file():  # a FIFO would block here
+        return None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -223,12 +225,14 @@ def planned_size(path: str | Path, max_size: int | None = None) -> tuple[int, in
 
 def check_image_file(path: str | Path, what: str = "image") -> Path:
     """`path` as a Path if it names a file, for checking inputs before any work (decoding checks the content):
-    FileNotFoundError 'no such {what}: path', ValueError for a folder."""
+    FileNotFoundError 'no such {what}: path', ValueError for a folder or another non-file (a FIFO)."""
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{what} {path} is a folder, not an image file")
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"no such {what}: {path}")
+    if not path.is_file():
+        raise ValueError(f"{what} {path} is not a regular file (a FIFO, socket or device); images are read from files")
     return path
 
 
@@ -298,6 +302,8 @@ def _open(path: Path, max_pixels: int | None, max_size: int | None = None) -> tu
         raise FileNotFoundError(f"no such image file: {path}")
     if path.is_dir():
         raise ValueError(f"{path} is a folder, not an image file")
+    if not path.is_file():  # opening a FIFO would wait for a writer forever
+        raise ValueError(f"{path} is not a regular file (a FIFO, socket or device); images are read from files")
     too_large = (f"{path} is too large to load safely (decompression-bomb guard, limit {max_pixels or 'PIL default'} "
                  f"pixels); resize it first or use --max-size with a smaller image")
     with warnings.catch_warnings():

@@ -41,7 +41,7 @@ import re
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol, Sequence, Union
@@ -414,6 +414,8 @@ class VideoInfo:
         audio: the source has an audio stream (copied by `write_video`).
         kind: 'video', 'animation', 'folder' or 'frames'.
         variable: the source's frame rate varies (it is then resampled to `fps`).
+        declared: seconds the file's header says the clip lasts (0 when it does not say); more than the frames
+            cover when the file was cut short (see `truncated`).
     """
 
     size: tuple[int, int]
@@ -422,6 +424,18 @@ class VideoInfo:
     audio: bool = False
     kind: str = "video"
     variable: bool = False
+    declared: float = 0.0
+
+    @property
+    def seconds(self) -> float:
+        """How long the frames last."""
+        return self.frames / float(self.fps)
+
+    @property
+    def truncated(self) -> bool:
+        """The header declares more than the frames cover, by more than 0.5 s and 2 frames (audio may outlast the
+        picture a little): the file was cut short, e.g. a copy or a recording stopped before its end."""
+        return self.frames > 0 and self.declared - self.seconds > max(0.5, 2 / float(self.fps))
 
 
 class VideoSource:
@@ -485,6 +499,8 @@ def open_video(src: VideoLike, fps: float | Fraction | None = None, max_size: in
             info, frames = _open_folder(path, fps)
         elif not path.exists():
             raise FileNotFoundError(f"no such video: {path}")
+        elif not path.is_file():  # a FIFO: it would block, and a clip is read twice (its timing, then its frames)
+            raise ValueError(f"{path} is not a regular file (a FIFO, socket or device); give a video file")
         elif path.suffix.lower() in ANIMATION_EXTENSIONS:
             info, frames = _open_animation(path, fps)
         elif path.suffix.lower() in IMAGE_EXTENSIONS:
@@ -652,6 +668,8 @@ def _open_container(path: Path, fps: Fraction | None):
                 raise ValueError(f"{path} has no video frames")
             size = (first.height, first.width)
             nominal = vs.average_rate or vs.guessed_rate
+            # the video stream's own length where the container keeps one (mp4), else the container's (mkv)
+            declared = float(vs.duration * tb) if vs.duration else (c.duration or 0) / 1e6
     except av.FFmpegError as e:
         raise ValueError(f"{path} is not a video PyAV/FFmpeg can read ({_av_reason(e)})") from None
     if rotation % 180:
@@ -668,6 +686,7 @@ def _open_container(path: Path, fps: Fraction | None):
     else:
         ends = times + [times[-1] + 1 / rate]
         info, _ = _timed_info(path, size, rate, variable, fps, ends, audio, "video")
+        info = replace(info, declared=declared)
 
     def frames():
         with av.open(str(path)) as cont:

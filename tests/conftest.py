@@ -116,6 +116,29 @@ def hint_reference():
         m = hint.maps[tap]
         out = (m.weight.double() @ z + m.bias.double()) / len(z) ** 0.5
         c, mean, std = len(code.mean[tap]), code.mean[tap].double(), code.std[tap].double()
-        shift = out[:c] * std if hint.shift_by_std else out[:c]
-        return (mean + shift).to(code.mean[tap].dtype), (std * out[c:].exp()).to(code.std[tap].dtype)
+        return (mean + out[:c]).to(code.mean[tap].dtype), (std * out[c:].exp()).to(code.std[tap].dtype)
     return corrected
+
+
+@pytest.fixture
+def unblock_fifo():
+    """unblock_fifo(path, seconds=15): if a reader still waits on the FIFO `path` after `seconds`, open it for
+    writing and close it (the reader sees an empty file), so a test of code that would block on a FIFO fails
+    instead of hanging the run."""
+    import os
+    import threading
+
+    timers = []
+
+    def later(path: Path, seconds: float = 15.0) -> None:
+        def unblock():
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:  # no reader waiting
+                pass
+        timers.append(threading.Timer(seconds, unblock))
+        timers[-1].start()
+
+    yield later
+    for t in timers:
+        t.cancel()

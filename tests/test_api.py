@@ -205,6 +205,18 @@ def test_mask_errors(stylizer):
     stylizer.stylize(CONTENT, STYLES[:2], masks=[half, torch.zeros(40, 48)])
 
 
+def test_mask_aspect_ratios_are_compared_relatively(stylizer):
+    content = _img(4, 48, 64)  # 64 x 48 (w x h): 4:3
+    glob = stylizer.stylize(content, STYLES[:2], weights=[0.3, 0.7], return_tensor=True)
+    for h, w in ((3, 3), (64, 64), (48, 66), (2, 2)):  # 1:1 and 11:8 are not 4:3, however small the mask
+        with pytest.raises(ValueError, match=f"mask 1 is {w}x{h} px but the content is 64x48 px"):
+            stylizer.stylize(content, STYLES[:2], masks=[torch.ones(h, w), torch.ones(48, 64)])
+    for h, w in ((24, 32), (768, 1024), (3, 4), (2, 3)):  # 4:3, exactly or as the nearest rounding of 64 x 48
+        out = stylizer.stylize(content, STYLES[:2], weights=[0.3, 0.7], masks=[torch.ones(h, w)] * 2,
+                               return_tensor=True)
+        assert torch.allclose(out, glob, atol=1e-5)  # uniform masks, resized: the global weights
+
+
 @pytest.mark.parametrize("weights", ["ab", ["a", "b"], [None, 1]])
 def test_weights_that_are_not_numbers_are_a_type_error(stylizer, weights):
     with pytest.raises(TypeError, match="style weights must be a sequence of 2 numbers"):

@@ -14,6 +14,7 @@ import shlex
 import socket
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -25,7 +26,8 @@ pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from stylemix.inference.api import Stylizer  # noqa: E402
-from stylemix.inference.app.server import AppConfig, bundled_photo, create_app, listen  # noqa: E402
+from stylemix.inference.app.server import (AppConfig, AppError, BlendIn, bundled_photo, create_app,  # noqa: E402
+                                          listen)
 from stylemix.inference.cli import main  # noqa: E402
 from stylemix.inference.commands.demo import DEFAULT_STYLES  # noqa: E402
 from stylemix.inference.styles import list_styles  # noqa: E402
@@ -231,6 +233,14 @@ def test_an_older_preview_is_skipped_when_a_newer_one_was_asked(client):
     assert client.post(f"/api/s/{sid}/preview", json=_blend((0.1, 0.9), seq=6)).status_code == 200
 
 
+def test_a_preview_counter_beyond_the_pages_range_is_refused(client):
+    sid = _session(client)
+    for seq in (2**62, 10**400, -1):  # accepted, 2**62 would make every later preview of the tab stale (204)
+        _error(client.post(f"/api/s/{sid}/preview", json=_blend(seq=seq)), 400, "seq")
+    assert client.post(f"/api/s/{sid}/preview", json=_blend(seq=2**53 - 1)).status_code == 200  # the page's limit
+    assert client.post(f"/api/s/{sid}/preview", json=_blend(seq=1)).status_code == 204
+
+
 # --- full render, metadata, the command, the sweep ---------------------------------------------------------
 
 @pytest.mark.parametrize("photo", ["bundled", "upload"])
@@ -324,6 +334,16 @@ def test_all_zero_weights_and_bad_blends_give_messages(client):
     assert client.post(f"/api/s/{sid}/preview", json=_blend()).status_code == 200
 
 
+def test_the_frameworks_own_refusals_are_messages_too(client):
+    sid = _session(client)
+    deep = "[" * 100_000 + "]" * 100_000  # too deep for the JSON parser: refused before validation
+    _error(client.post(f"/api/s/{sid}/preview", content=deep, headers={"content-type": "application/json"}), 400,
+           "bad request")
+    _error(client.get("/api/no-such-route"), 404, "no such")
+    _error(client.get(f"/api/s/{sid}/preview"), 405, "method")
+    assert client.post(f"/api/s/{sid}/preview", json=_blend()).status_code == 200
+
+
 def test_tabs_never_see_each_others_images(client):
     one, two = _session(client), _session(client)
     assert one != two and len(one) >= 20  # random, unguessable ids
@@ -382,6 +402,47 @@ def test_sessions_and_uploads_are_bounded(make_client):
     assert not (blender.root / first).exists()
 
 
+def test_an_upload_or_render_that_races_the_eviction_writes_nothing(make_client):
+    client, blender = make_client(max_sessions=1)
+    sid = _session(client)
+    tab = blender.sessions.get(sid)  # what a request holds while its body streams or its render runs
+    _session(client)  # another tab: `sid` is dropped meanwhile, its folder with it
+    for call in (lambda: blender.upload(tab, _png_bytes(1)), lambda: blender.render(tab, BlendIn(**_blend()))):
+        with pytest.raises(AppError, match="reload the page") as e:
+            call()
+        assert e.value.status == 404
+        assert not (blender.root / sid).exists() and not tab.uploads and not tab.results
+
+
+def test_upload_dir_keeps_everything_the_server_did_not_write(make_client, tmp_path):
+    mine = tmp_path / "mine"
+    (mine / "bundled").mkdir(parents=True)
+    (mine / "bundled" / "mine.txt").write_text("x")  # the names the server uses inside its folder
+    (mine / "notes.upload").write_text("y")
+    before = sorted((p.relative_to(mine).as_posix(), p.is_file() and p.read_bytes()) for p in mine.rglob("*"))
+    client, blender = make_client(upload_dir=mine)
+    sid = _session(client)
+    ref = _upload(client, sid, _png_bytes(3))["ref"]
+    assert client.post(f"/api/s/{sid}/preview", json=_blend()).status_code == 200  # writes the bundled photo
+    assert client.post(f"/api/s/{sid}/render", json=_blend(photo=ref)).status_code == 200
+    assert blender.root.is_relative_to(mine.resolve()) and (blender.root / "bundled" / "astronaut.png").is_file()
+    blender.close()
+    after = sorted((p.relative_to(mine).as_posix(), p.is_file() and p.read_bytes()) for p in mine.rglob("*"))
+    assert after == before
+    _, made = make_client(upload_dir=tmp_path / "new" / "uploads")  # folders the server had to make go too
+    assert made.root.is_dir()
+    made.close()
+    assert not (tmp_path / "new").exists()
+
+
+def test_an_unusable_upload_dir_is_a_message_and_leaves_nothing(full, tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    for bad in (tmp_path / "a-file", tmp_path / "a-file" / "sub"):
+        with pytest.raises(ValueError, match=f"cannot keep uploads in the upload folder {bad} .*--upload-dir"):
+            create_app(full, config=AppConfig(upload_dir=bad))
+    assert [p.name for p in tmp_path.rglob("*")] == ["a-file"]
+
+
 # --- the command ------------------------------------------------------------------------------------------
 
 def test_cli_help_does_not_import_the_web_framework():
@@ -404,6 +465,32 @@ def test_cli_without_the_extra_says_how_to_install_it(monkeypatch, capsys):
 def test_cli_refuses_a_bad_port(capsys):
     assert main(["app", "--no-browser", "--port", "70000"]) == 2
     assert "--port must be in 0..65535" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mb", ["inf", "nan", "1e-9", "-1"])
+def test_cli_refuses_an_upload_limit_that_is_not_a_size(mb, capsys):
+    assert main(["app", "--no-browser", "--max-upload-mb", mb]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip().splitlines() == [
+        f"stylemix app: error: --max-upload-mb must be a finite number of MB, at least one byte (1e-6), got {float(mb)}"]
+
+
+@pytest.mark.parametrize("where", ["busy port", "foreign host"])
+def test_a_failed_start_leaves_no_folder(where, tiny_model_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where the app's own folder would go
+    (tmp_path / "tmp").mkdir()
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    host, port = ("127.0.0.1", taken.getsockname()[1]) if where == "busy port" else ("192.0.2.1", 0)  # TEST-NET-1
+    try:
+        for extra in ([], ["--upload-dir", tmp_path / "new" / "uploads"]):
+            rc = main(["app", "--no-browser", "--host", host, "--port", port, "--model", tiny_model_dir, *extra])
+            err = capsys.readouterr().err
+            assert rc == 2 and err.startswith(f"stylemix app: error: cannot listen on {host}:{port}"), err
+            assert list((tmp_path / "tmp").iterdir()) == [] and not (tmp_path / "new").exists()
+    finally:
+        taken.close()
 
 
 def test_listen_refuses_a_port_in_use(full, tmp_path):

@@ -169,9 +169,11 @@ def test_stylize_tiles_match_the_api_at_full_size(tiny_model_dir, files, capsys)
 def test_bad_masks_and_tiles_exit_2_before_loading(files, capsys, tmp_path):
     c, a, b = files["content"], files["a"], files["b"]
     o = tmp_path / "o.png"
+    os.mkfifo(tmp_path / "fifo.png")
     cases = [
         (["-s", a, "-s", b, "--mask", a], "got 1 --mask for 2 --style"),
         (["-s", a, "--mask", tmp_path / "none.png"], "no such mask image"),
+        (["-s", a, "--mask", tmp_path / "fifo.png"], "fifo.png is not a regular file"),
         (["-s", a, "--tile", 64, "--modes", 2], "cannot be combined"),
         (["-s", a, "--tile", 60], "multiples of the model stride"),
         (["-s", a, "--tile", 128, "--halo", 64], "too small for halo"),

@@ -4,6 +4,7 @@ manifest rows, every manifest row rebuilds its image with `Stylizer.stylize`, an
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -125,6 +126,13 @@ def test_shard_parsing_and_the_torchrun_environment():
     assert D.Shard(2, 16).manifest_name == "manifest-00002-of-00016.jsonl"
 
 
+def test_the_shard_count_fits_the_manifest_name():
+    assert D.Shard.parse("99998/99999").manifest_name == "manifest-99998-of-99999.jsonl"
+    for bad in ("99999999999999999999/999999999999999999999", "0/100000"):
+        with pytest.raises(ValueError, match="1 <= N <= 99999"):
+            D.Shard.parse(bad)
+
+
 def test_one_gpu_per_process():
     assert D.default_device("cuda", {"LOCAL_RANK": "3"}) == "cuda:3"
     assert D.default_device("cuda:1", {"LOCAL_RANK": "3"}) == "cuda:1"  # an explicit index is kept
@@ -139,6 +147,36 @@ def test_images_listed_recursively_and_outputs_mirror_them(tree):
     assert D.output_name("cats/c2.jpg", 0, 1, "png") == "cats/c2.png"
     assert D.output_name("cats/c2.jpg", 1, 3, "webp") == "cats/c2_s1.webp"
     assert D.output_name("top.png", 0, 2, "jpg") == "top_s0.jpg"
+
+
+def test_each_folder_is_listed_once_through_links_and_loops(tree, tiny_model_dir, tmp_path):
+    (tree["src"] / "dogs" / "loop").symlink_to("..")  # a loop back to SRC
+    assert D.list_images(tree["src"]) == sorted(CONTENTS)
+    (tree["src"] / "cats" / "deep" / "up").symlink_to("..", target_is_directory=True)  # a loop to cats/
+    (tree["src"] / "dogs2").symlink_to("dogs")  # a second name for a folder that is listed already
+    _img(tmp_path / "elsewhere" / "e.png", 20)
+    (tree["src"] / "linked").symlink_to(tmp_path / "elsewhere")  # a folder outside SRC: followed
+    listed = D.list_images(tree["src"])
+    assert listed == sorted([*CONTENTS, "linked/e.png"])
+    report = _run(tree, tree["root"] / "out", tiny_model_dir)
+    assert (report.total, report.written) == (7, 7)
+    assert sorted(r["content"] for r in _rows(tree["root"] / "out")) == listed
+    (tree["src"] / "outputs").symlink_to(tree["root"] / "out")  # DST reached from SRC: outputs are not inputs
+    assert (_run(tree, tree["root"] / "out", tiny_model_dir).total, _files(tree["root"] / "out").keys()) == \
+        (7, {str(Path(r).with_suffix(".png").as_posix()) for r in listed})
+    styles = tree["styles"]
+    (styles / "sub" / "back").symlink_to("..")
+    assert D.expand_styles([str(styles)]) == [f"{styles}/a.png", f"{styles}/b.png", f"{styles}/sub/c.png"]
+
+
+def test_a_fifo_among_the_contents_is_a_skipped_row_not_a_wait(tree, tiny_model_dir, unblock_fifo):
+    fifo = tree["src"] / "cats" / "fifo.png"
+    os.mkfifo(fifo)
+    unblock_fifo(fifo)
+    report = _run(tree, tree["root"] / "out", tiny_model_dir)
+    assert (report.written, report.skipped) == (6, 1)
+    (row,) = [r for r in _rows(tree["root"] / "out") if r["status"] == "skipped"]
+    assert row["content"] == "cats/fifo.png" and "fifo.png is not a regular file" in row["error"]
 
 
 def test_expand_styles(tree, tmp_path):
@@ -254,6 +292,37 @@ def test_an_interrupted_run_resumes_to_the_same_bytes_without_duplicate_rows(tre
     assert _run(tree, dst, tiny_model_dir).existing == 6
 
 
+def test_a_torn_manifest_line_is_repaired_when_the_manifest_is_reopened(tree, tiny_model_dir):
+    dst = tree["root"] / "out"
+    _run(tree, dst, tiny_model_dir)
+    manifest = dst / "manifest.jsonl"
+    rows = manifest.read_text().splitlines(keepends=True)
+    manifest.write_text("".join(rows[:-1]) + rows[-1][:20])  # killed mid-row: the row's image is complete
+    assert _run(tree, dst, tiny_model_dir).existing == 6
+    assert manifest.read_text().endswith("\n")
+    assert sorted(r["output"] for r in _rows(dst)) == sorted(json.loads(r)["output"] for r in rows)  # each once
+    whole = manifest.read_text()
+    manifest.write_text(whole[:-1])  # killed before the newline: the row itself is complete and is kept
+    (dst / json.loads(rows[0])["output"]).unlink()  # something for the rerun to do
+    assert _run(tree, dst, tiny_model_dir).written == 1
+    assert manifest.read_text() == whole
+
+
+def test_a_second_run_of_the_same_shard_is_refused_while_the_first_writes(tree, tiny_model_dir):
+    import fcntl
+
+    dst = tree["root"] / "out"
+    dst.mkdir()
+    with open(dst / "manifest.jsonl", "ab") as first:  # what a run holds while it writes rows
+        fcntl.flock(first.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(ValueError, match="another run is writing .*manifest.jsonl .*another --shard"):
+            _run(tree, dst, tiny_model_dir)
+        assert (dst / "manifest.jsonl").read_bytes() == b"" and _files(dst) == {}  # refused before any image
+        assert _run(tree, dst, tiny_model_dir, shard=D.Shard(1, 2)).written > 0  # another shard: its own file
+    assert _run(tree, dst, tiny_model_dir).written > 0  # the lock is released with the file: the run proceeds
+    assert sorted(r["output"] for r in _rows(dst)) == sorted(_files(dst))  # every output listed once
+
+
 def _rows_tolerant(folder: Path) -> list[dict]:
     rows = []
     for line in (folder / "manifest.jsonl").read_text().splitlines():
@@ -308,7 +377,8 @@ def test_cli_writes_the_dataset_and_resumes(tree, tiny_model_dir, capsys):
 
 
 @pytest.mark.parametrize("case", ["empty", "inside", "contains", "no-style", "empty-styles", "blend-one",
-                                  "shard", "shard-range", "collision", "per-image", "ext", "torchrun"])
+                                  "shard", "shard-range", "shard-huge", "collision", "per-image", "ext",
+                                  "torchrun"])
 def test_cli_bad_input_is_one_line(case, tree, tiny_model_dir, capsys, monkeypatch):
     src, root = tree["src"], tree["root"]
     args = {"src": src, "-o": root / "out", "--styles": tree["styles"]}
@@ -332,6 +402,8 @@ def test_cli_bad_input_is_one_line(case, tree, tiny_model_dir, capsys, monkeypat
         extra, needle = ["--shard", "two/4"], "--shard"
     elif case == "shard-range":
         extra, needle = ["--shard", "4/4"], "0 <= I < N"
+    elif case == "shard-huge":
+        extra, needle = ["--shard", "99999999999999999999/999999999999999999999"], "1 <= N <= 99999"
     elif case == "collision":
         _img(src / "cats" / "c1.jpg", 9)
         needle = "cats/c1.jpg and cats/c1.png would both be written to cats/c1.png"

@@ -5,6 +5,8 @@ bad input is one line, exit 2, with nothing left behind."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -429,6 +431,69 @@ def test_cli_bad_inputs_exit_2_with_one_line_and_no_output(clip, styles, tmp_pat
         rc, _, err = run(["video", *argv, "--model", tmp_path / "no-model"], capsys)
         assert_one_line_error(rc, err, *needles)
     assert sorted(os.listdir(tmp_path)) == before  # nothing written, no temp files
+
+
+@video_extra
+def test_a_file_cut_short_is_stylised_with_a_warning_naming_the_frames_read(tiny_model_dir, styles, tmp_path, capsys):
+    frames = [np.random.default_rng(i).integers(0, 256, (48, 64, 3), dtype=np.uint8) for i in range(30)]
+    whole = _mp4(tmp_path / "whole.mkv", frames, fps=12)  # its header says 2.5 s (the audio track a little more)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])  # a copy stopped before the end
+    rc, out, err = run(["video", cut, "-s", styles[0], "-o", tmp_path / "o.mp4", "--model", tiny_model_dir,
+                        "--temporal", "none", "--no-audio"], capsys)
+    assert rc == 0, err
+    written = V.open_video(tmp_path / "o.mp4").info.frames
+    assert 0 < written < 30 and f"{written} frames at 12 fps" in out
+    with av.open(str(cut)) as c:
+        declared = c.duration / 1e6  # what the header says: 2.5 s of video, the audio track a little more
+    assert declared >= 2.5 and f"warning: {cut} holds {written} frames ({written / 12:.2f} s) of the " \
+        f"{declared:.2f} s its header declares; it looks cut short" in err
+    info = V.open_video(cut).info
+    assert info.truncated and info.frames == written and info.declared == declared
+    assert V.open_video(whole).info.frames == 30 and not V.open_video(whole).info.truncated
+    rc, _, err = run(["video", whole, "-s", styles[0], "-o", tmp_path / "w.mp4", "--model", tiny_model_dir,
+                      "--temporal", "none", "--max-frames", "2"], capsys)
+    assert rc == 0 and "warning" not in err, err
+
+
+@video_extra
+def test_a_fifo_is_refused_not_waited_for(tmp_path, unblock_fifo):
+    fifo = tmp_path / "clip.mp4"
+    os.mkfifo(fifo)
+    unblock_fifo(fifo)
+    with pytest.raises(ValueError, match="clip.mp4 is not a regular file"):
+        V.open_video(fifo)
+
+
+_KILLED_AT_FRAME_3 = """
+import os, signal, sys
+from stylemix.inference.api import Stylizer
+from stylemix.inference.cli import main
+
+real = Stylizer.stylize_video
+
+def stylize_video(self, *args, **kwargs):  # `kill PID` while the third frame is written
+    for i, frame in enumerate(real(self, *args, **kwargs)):
+        if i == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        yield frame
+
+Stylizer.stylize_video = stylize_video
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@video_extra
+@pytest.mark.parametrize("name", ["out.mp4", "frames"])
+def test_sigterm_cleans_up_as_ctrl_c_does(name, tiny_model_dir, clip, styles, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    done = subprocess.run([sys.executable, "-c", _KILLED_AT_FRAME_3, "video", str(clip), "-s", str(styles[0]),
+                           "-o", str(out / name), "--model", str(tiny_model_dir), "--temporal", "none"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 143, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "stylemix video: terminated (SIGTERM)"
+    assert list(out.iterdir()) == []  # no output, no temporary file
 
 
 def test_cli_without_the_extra_names_the_pip_command(styles, tmp_path, capsys, monkeypatch):

@@ -22,6 +22,8 @@ Images are named by references, never by paths: 'bundled:astronaut', 'builtin:im
 'upload:<id>' (an id this session's upload returned). Sessions live in memory, least recently used
 dropped beyond `max_sessions` (their upload folder with them); each keeps its style codes and the content
 encoding, so a slider move costs one mixing + decoding pass (`Stylizer.stylize_encoded`).
+Files: the server writes only into one new folder of its own (a temporary folder, or `stylemix-app-*` inside
+`AppConfig.upload_dir`) and removes that folder on exit, never anything it did not create.
 """
 from __future__ import annotations
 
@@ -36,11 +38,12 @@ import threading
 import time
 import webbrowser
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Callable, Literal, Optional
+from typing import Callable, Iterator, Literal, Optional
 
 import torch
 from fastapi import FastAPI, Request
@@ -49,6 +52,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from ...models.contract import StyleCodeLike
 from ...models.functional import validate_weights
@@ -59,6 +63,8 @@ from ..images import load_image, save_image, to_pil
 from ..styles import list_styles
 
 MAX_STYLES = 4
+MAX_SEQ = 2**53 - 1  # the page's preview counter is a JavaScript number: exact up to here
+EXPIRED = "this page's session has expired (the server restarted or too many tabs were opened); reload the page"
 STATIC = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
 # The page may load only what this server sends (no CDN, no fonts, no trackers); previews are blob: URLs.
 CSP = "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'; form-action 'none'"
@@ -68,7 +74,8 @@ CSP = "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-u
 class AppConfig:
     """What the server may do; every limit is a field (the CLI exposes the common ones)."""
 
-    upload_dir: Optional[Path] = None  # where uploads and renders are kept (None: a temporary folder, removed)
+    upload_dir: Optional[Path] = None  # where the server's folder for uploads and renders is made (None: the
+    # system's temporary folder); that folder, and only it, is removed on exit
     max_upload_bytes: int = 20 * 2**20  # larger uploads are refused with a message
     max_pixels: int = 40_000_000  # decoded size limit of an upload (decompression bombs)
     max_sessions: int = 8  # tabs kept in memory (each holds a content encoding: ~50 MB at 256 px with the
@@ -112,7 +119,8 @@ class BlendIn(BaseModel):
     styles: list[StyleIn] = Field(min_length=1, max_length=MAX_STYLES)
     alpha: float = Field(1.0, ge=0, le=1, allow_inf_nan=False)
     preserve_color: Optional[Literal["luminance", "match", "histogram"]] = None
-    seq: int = 0  # the page's request counter: a preview older than the newest one asked is skipped
+    seq: int = Field(0, ge=0, le=MAX_SEQ)  # the page's request counter: a preview older than the newest asked is
+    # skipped (bounded: one huge number would make every later preview of the tab look stale)
     labels: dict[str, str] = Field(default_factory=dict, max_length=2 * MAX_STYLES + 2)  # ref -> file name, text only
 
 
@@ -140,12 +148,29 @@ class Session:
     codes: OrderedDict = field(default_factory=OrderedDict)  # (model role, ref) -> style code
     content: OrderedDict = field(default_factory=OrderedDict)  # (model role, ref, size) -> EncodedContent
     latest_seq: int = -1  # the newest preview the page asked for
+    dropped: bool = False  # evicted: its folder is gone and nothing may be written for it any more
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def ask(self, seq: int) -> None:
         """Record that the page asked for preview number `seq`."""
         with self.lock:
             self.latest_seq = max(self.latest_seq, seq)
+
+    @contextmanager
+    def writing(self) -> Iterator[Path]:
+        """Hold the session while writing into its folder (yielded, created on first use): AppError 404 once it
+        was dropped, so a request that raced the eviction never recreates the removed folder."""
+        with self.lock:
+            if self.dropped:
+                raise AppError(404, EXPIRED)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            yield self.folder
+
+    def drop(self) -> None:
+        """Forget the session and remove its folder (waits for a write in progress)."""
+        with self.lock:
+            self.dropped = True
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class Sessions:
@@ -163,15 +188,14 @@ class Sessions:
             self._items[sid] = s
             while len(self._items) > self.limit:
                 _, old = self._items.popitem(last=False)
-                shutil.rmtree(old.folder, ignore_errors=True)
+                old.drop()
         return s
 
     def get(self, sid: str) -> Session:
         with self._lock:
             s = self._items.get(sid)
             if s is None:
-                raise AppError(404, "this page's session has expired (the server restarted or too many tabs were "
-                                    "opened); reload the page")
+                raise AppError(404, EXPIRED)
             self._items.move_to_end(sid)
             return s
 
@@ -201,20 +225,32 @@ class Blender:
     def __init__(self, stylizer: Stylizer, preview: Stylizer | None = None, config: AppConfig | None = None):
         self.config = config or AppConfig()
         self.models = {"full": stylizer, "preview": preview or stylizer}
-        self._own_dir = self.config.upload_dir is None
-        root = Path(tempfile.mkdtemp(prefix="stylemix-app-")) if self._own_dir else Path(self.config.upload_dir)
-        root.mkdir(parents=True, exist_ok=True)
-        self.root = root.resolve()
+        parent = None if self.config.upload_dir is None else Path(self.config.upload_dir)
+        self._made: list[Path] = []  # upload_dir and the parents of it created here, outermost first
+        try:
+            if parent is not None:
+                _make_folders(parent, self._made)
+            self.root = Path(tempfile.mkdtemp(prefix="stylemix-app-", dir=parent)).resolve()
+        except OSError as e:
+            self._remove_made()
+            where = f"upload folder {parent}" if parent is not None else f"temporary folder {tempfile.gettempdir()}"
+            raise ValueError(f"cannot keep uploads in the {where} ({e.strerror or e}); give --upload-dir a folder "
+                             f"this user can write in") from None
         self.sessions = Sessions(self.root, self.config.max_sessions)
         self.compute = threading.Lock()
 
     def close(self) -> None:
-        """Remove what this server wrote: its temporary folder, or its sessions' folders in a given one."""
-        if self._own_dir:
-            shutil.rmtree(self.root, ignore_errors=True)
-        else:
-            for sub in (*self.sessions.ids(), "bundled"):
-                shutil.rmtree(self.root / sub, ignore_errors=True)
+        """Remove what this server wrote: its own folder, and the upload_dir folders it had to create when they
+        are empty. A file or folder it did not create is never touched."""
+        shutil.rmtree(self.root, ignore_errors=True)
+        self._remove_made()
+
+    def _remove_made(self) -> None:
+        for folder in reversed(self._made):  # deepest first; one that holds something else stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
     # --- references -> sources ---
 
@@ -277,16 +313,16 @@ class Blender:
     # --- the work ---
 
     def upload(self, s: Session, data: bytes) -> dict:
-        s.folder.mkdir(parents=True, exist_ok=True)
         uid = secrets.token_hex(8)
-        path = s.folder / f"{uid}.upload"
-        path.write_bytes(data)
+        with s.writing() as folder:  # the session may have been dropped while the body was streamed
+            path = folder / f"{uid}.upload"
+            path.write_bytes(data)
         try:
             x = load_image(path, self.config.max_size, max_pixels=self.config.max_pixels)
         except ValueError as e:
             path.unlink(missing_ok=True)
             raise AppError(400, str(e).replace(str(path), "the uploaded file")) from None
-        with s.lock:  # a photo and a style may be uploaded at once
+        with s.writing():  # a photo and a style may be uploaded at once; dropped meanwhile: its folder is gone
             for gone in _put(s.uploads, uid, path, self.config.max_uploads):
                 gone.unlink(missing_ok=True)
         return {"id": uid, "ref": f"upload:{uid}", "width": x.shape[-1], "height": x.shape[-2]}
@@ -321,13 +357,12 @@ class Blender:
                                               preserve_color=blend.preserve_color, style_size=self.config.style_size)
         command = stylize_command(blend, self.config)
         meta = blend_metadata(blend, self.config)
-        s.folder.mkdir(parents=True, exist_ok=True)
         rid = secrets.token_hex(8)
-        save_image(img, s.folder / f"{rid}.png", metadata={"Software": f"stylemix {_version()}",
-                                                           "stylemix:blend": json.dumps(meta),
-                                                           "stylemix:command": command})
-        with s.lock:
-            for gone in _put(s.results, rid, s.folder / f"{rid}.png", 3):
+        with s.writing() as folder:
+            save_image(img, folder / f"{rid}.png", metadata={"Software": f"stylemix {_version()}",
+                                                             "stylemix:blend": json.dumps(meta),
+                                                             "stylemix:command": command})
+            for gone in _put(s.results, rid, folder / f"{rid}.png", 3):
                 gone.unlink(missing_ok=True)
         return {"url": f"/api/s/{s.id}/result/{rid}", "width": img.size[0], "height": img.size[1],
                 "command": command, "metadata": meta}
@@ -352,6 +387,14 @@ class Blender:
 
 
 # --- pure helpers ---------------------------------------------------------------------------------------
+
+def _make_folders(folder: Path, made: list[Path]) -> None:
+    """mkdir -p `folder`, appending each folder it creates to `made` (outermost first), so a caller can remove
+    exactly those, even when a deeper one fails (OSError)."""
+    for f in [f for f in (folder, *folder.parents) if not f.exists()][::-1]:
+        f.mkdir(exist_ok=True)
+        made.append(f.resolve())
+
 
 def bundled_photo(name: str) -> Image.Image:
     """A scikit-image photo (one of `stylemix demo --photo`'s)."""
@@ -460,6 +503,12 @@ def create_app(stylizer: Stylizer, preview: Stylizer | None = None, config: AppC
     @app.exception_handler(AppError)
     async def _app_error(request: Request, e: AppError):
         return JSONResponse({"error": str(e)}, status_code=e.status)
+
+    @app.exception_handler(HTTPException)  # the framework's own refusals: no route, wrong method, unparsable body
+    async def _http_error(request: Request, e: HTTPException):
+        message = {404: "no such page or API route", 405: "this API route does not take that method"}.get(
+            e.status_code, f"bad request: {e.detail}" if e.status_code < 500 else str(e.detail))
+        return JSONResponse({"error": message}, status_code=e.status_code, headers=e.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(request: Request, e: RequestValidationError):
@@ -596,7 +645,11 @@ def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8765, open_browser:
     Raises:
         ValueError when the address cannot be used (port taken, unknown host).
     """
-    server, sock, url = listen(app, host, port)
+    try:
+        server, sock, url = listen(app, host, port)
+    except BaseException:  # the server never started: remove what create_app made
+        app.state.blender.close()
+        raise
 
     def announce():
         while not server.started and not server.should_exit:

@@ -8,6 +8,7 @@ slider per weight and watch the preview, then render full size and download a PN
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 
 from ..app import FAST_MODEL, INSTALL  # the package's __init__ only: no FastAPI at import time
@@ -29,7 +30,8 @@ def add_parser(sub) -> None:
     p.add_argument("--max-size", type=int, default=1024, help="long side of full renders in pixels (default: 1024)")
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload accepted, in MB (default: 20)")
     p.add_argument("--upload-dir", default=None, metavar="DIR",
-                   help="folder for uploads and renders (default: a temporary folder, removed on exit)")
+                   help="where the server makes its folder for uploads and renders (stylemix-app-*, removed on "
+                        "exit; nothing else in DIR is touched) (default: the system's temporary folder)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.set_defaults(func=run)
 
@@ -40,8 +42,9 @@ def run(args) -> int:
         raise UsageError(f"the app needs {' and '.join(missing)}: {INSTALL}")
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be in 0..65535, got {args.port}")
-    if not args.max_upload_mb > 0:
-        raise UsageError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
+    if not (math.isfinite(args.max_upload_mb) and args.max_upload_mb * 2**20 >= 1):
+        raise UsageError(f"--max-upload-mb must be a finite number of MB, at least one byte (1e-6), got "
+                         f"{args.max_upload_mb}")
 
     from ...models import pretrained
     from ...models.io import WeightsError

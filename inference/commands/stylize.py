@@ -185,12 +185,13 @@ def check_modes(args, sources: list[str], many: bool) -> list[Path]:
 
 def check_masks_and_tiles(args, n_styles: int) -> list[Path]:
     """Check --mask/--tile/--halo before the model loads. Returns the mask files."""
+    from ..images import check_image_file
+
     masks = [Path(m) for m in args.mask]
     if masks and len(masks) != n_styles:
         raise UsageError(f"got {len(masks)} --mask for {n_styles} --style; give one mask per style, in the same order")
     for m in masks:
-        if not m.is_file():
-            raise FileNotFoundError(f"no such mask image: {m}")
+        check_image_file(m, "mask image")
     if args.tile:
         from ..tiling import check_tiling
 

@@ -98,6 +98,10 @@ def run(args) -> int:
         audio = False
     if info.variable:
         print(f"stylemix video: variable frame rate resampled to a constant {float(info.fps):g} fps", file=sys.stderr)
+    if info.truncated:
+        print(f"stylemix video: warning: {args.input} holds {info.frames} frames ({info.seconds:.2f} s) of the "
+              f"{info.declared:.2f} s its header declares; it looks cut short, so the output has those "
+              f"{info.frames} frames", file=sys.stderr)
 
     start = time.perf_counter()
     stylizer = Stylizer.from_pretrained(args.model, device=args.device, encoder=args.encoder, dtype=args.dtype)
@@ -106,6 +110,9 @@ def run(args) -> int:
                                     style_size=args.style_size, style_scale=args.style_scale or None, progress=True)
     n = V.write_video(frames, args.output, info.fps, audio_from=args.input if audio else None)
     seconds = time.perf_counter() - start
+    if info.frames and n < len(source):
+        print(f"stylemix video: warning: only {n} of the {len(source)} frames of {args.input} could be decoded "
+              f"(the file is damaged); the output has {n} frames", file=sys.stderr)
     print(f"wrote {args.output} ({w - (w % 2 if kind == 'video' else 0)}x{h - (h % 2 if kind == 'video' else 0)}, "
           f"{n} frames at {float(info.fps):.4g} fps{', audio copied' if audio else ''}, {seconds:.1f} s)")
     return 0
