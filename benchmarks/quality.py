@@ -290,7 +290,7 @@ def format_table(results: list[Result], keep: set[Pair] | None = None) -> str:
         if not s["n"]:
             continue
         cells = "  ".join(f"{s['median'][m]:>7.3f} / {s['mean'][m]:<5.3f}" for m in METRICS)
-        arts = "  ".join(f"{s['median'][a]:>8.2f}" for a in ARTEFACTS)
+        arts = "  ".join(f"{s['median'].get(a, float('nan')):>8.2f}" for a in ARTEFACTS)  # nan: no halo edges
         secs = f"{r.seconds:7.3f}" if r.seconds is not None and keep is None else f"{'':>7}"
         lines.append(f"{r.label:<28} {s['n']:>5}  {cells}  {arts}  {secs}")
     return "\n".join(lines)
