@@ -34,7 +34,7 @@ from stylemix.models.io import atomic_write  # noqa: E402
 def modes_maker(model: torch.nn.Module, data: EvalSet, device: torch.device, config: MM.MultimodalConfig,
                 stages: dict[str, float], splits: list[dict]):
     """Outputs of multi-modal transfer; adds stage seconds to `stages` and one split record per image."""
-    from stylemix.inference.images import crop_to, pad_to_multiple
+    from stylemix.models.canvas import crop_to, pad_to_multiple
 
     taps, one = model.mix_taps, torch.ones(1, device=device)
 

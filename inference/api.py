@@ -27,8 +27,10 @@ from PIL import Image
 
 from ..models import functional as Fn
 from ..models import pretrained
+from ..models.canvas import Frame
 from ..models.contract import StyleCodeLike, StyleModel, per_image_alpha
 from ..models.device import resolve_device
+from ..models.files import IMAGE_EXTENSIONS
 from ..models.io import WeightsError
 from ..models.multimodal import MultimodalConfig, label_colors, require_maxflow, stylize_modes
 from ..models.precision import auto_dtype
@@ -37,8 +39,8 @@ from ..models.registry import require_capability
 from . import grid as G
 from . import tiling
 from . import video as V
-from .detail import Frame, guided_upsample, resize, working_size
-from .images import IMAGE_EXTENSIONS, ImageLike, load_image, load_mask, save_image, to_pil
+from .detail import guided_upsample, resize, working_size
+from .images import ImageLike, load_image, load_mask, save_image, to_pil
 from .styles import load_style, read_metadata, resolve_style
 
 StyleLike = Union[ImageLike, StyleCodeLike]
@@ -232,8 +234,7 @@ class Stylizer:
         """
         _check_preserve_color(preserve_color)
         work = _work_size(style_scale)
-        if not 0.0 <= float(alpha) <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        Fn.check_alpha(alpha)
         mm = self._multimodal_config(modes, smoothness, label_map_path)  # None for plain transfer
         codes = self.style_codes(styles, style_size) if mm is None else _style_images(styles, style_size)
         w = Fn.validate_weights(weights, len(codes))
@@ -267,8 +268,7 @@ class Stylizer:
         capabilities.tiling."""
         require_capability(self.model, "tiling", "tiled stylisation (stylize_tiled, --tile)")
         _check_preserve_color(preserve_color)
-        if not 0.0 <= float(alpha) <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        Fn.check_alpha(alpha)
         codes = self.style_codes(styles, style_size)
         w = Fn.validate_weights(weights, len(codes))
         x = load_image(content, max_size)
@@ -293,7 +293,7 @@ class Stylizer:
                       return_tensor: bool = False) -> Iterator[Image.Image | torch.Tensor]:
         """Stylise a clip (video file, animated GIF/WebP, folder of frames or iterable of images) without flicker:
         a generator of frames, one at a time (write them with `inference.video.write_video`). See
-        inference/video.py for the temporal stabilisation, keyframes and formats.
+        inference/video/ for the temporal stabilisation, keyframes and formats.
 
         Args:
             keyframes: instead of `weights`, 'TIME:NAME=W[,NAME=W...]' strings or `video.Keyframe`s; weights are
@@ -373,8 +373,7 @@ class Stylizer:
             content at the same size (up to 512 px, where `stylize` paints at full size).
         """
         _check_preserve_color(preserve_color)
-        if not 0.0 <= float(alpha) <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        Fn.check_alpha(alpha)
         self.model.check_codes(list(codes))
         w = Fn.validate_weights(weights, len(codes))
         if float(alpha) == 0.0:  # the content itself, exactly (as in `stylize`)
@@ -405,7 +404,7 @@ class Stylizer:
             (cells (n, 3, h, w) in [0, 1], the 1 x n grid image).
         """
         codes = self.style_codes(styles, style_size)
-        return self._figure(content, codes, G.sweep_layout(len(codes), steps, path, alpha, labels, names),
+        return G.figure(self, content, codes, G.sweep_layout(len(codes), steps, path, alpha, labels, names),
                             max_size, preserve_color, batch_size)
 
     def grid(self, content: ImageLike, styles: Sequence[StyleLike], steps: int = 5, alpha: float = 1.0,
@@ -420,7 +419,7 @@ class Stylizer:
         """
         G.check_steps(steps)
         codes = self.style_codes(styles, style_size)
-        return self._figure(content, codes, G.grid_layout(len(codes), steps, alpha, alpha_axis, labels, names),
+        return G.figure(self, content, codes, G.grid_layout(len(codes), steps, alpha, alpha_axis, labels, names),
                             max_size, preserve_color, batch_size)
 
     def alpha_sweep(self, content: ImageLike, style: StyleLike | Sequence[StyleLike], steps: int = 5,
@@ -434,13 +433,8 @@ class Stylizer:
             (cells (steps, 3, h, w), the 1 x steps grid image).
         """
         codes = self.style_codes(style, style_size)
-        return self._figure(content, codes, G.alpha_sweep_layout(len(codes), steps, weights, end, labels, names),
+        return G.figure(self, content, codes, G.alpha_sweep_layout(len(codes), steps, weights, end, labels, names),
                             max_size, preserve_color, batch_size)
-
-    def _figure(self, content: ImageLike, codes: Sequence[StyleCodeLike], layout: G.Layout, max_size: int | None,
-                preserve_color: str | None, batch_size: int | None) -> tuple[torch.Tensor, Image.Image]:
-        cells = self.render(content, codes, layout.weights, layout.alphas, max_size, preserve_color, batch_size)
-        return cells, G.grid_image(cells, layout.rows, layout.cols, layout.labels)
 
     def _forward(self, content: torch.Tensor, codes: Sequence, weights: torch.Tensor,
                  alpha: float | torch.Tensor, modes: MultimodalConfig | None = None,

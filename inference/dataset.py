@@ -58,16 +58,15 @@ from typing import Iterator, Mapping, Sequence
 import torch
 from tqdm import tqdm
 
+from ..models import functional as Fn
+from ..models.device import local_device
+from ..models.files import IMAGE_EXTENSIONS, list_images
 from ..models.io import save_json
 from ..models.pretrained import DEFAULT_MODEL
 from .api import Stylizer
-from .images import IMAGE_EXTENSIONS, check_outputs, image_format, load_image, save_image
+from .images import check_outputs, image_format, load_image, save_image
+from .manifest import Manifest, read_manifests
 from .styles import builtin_styles, style_path
-
-try:
-    import fcntl  # advisory locks: one writer per manifest (POSIX)
-except ImportError:  # Windows: runs of one shard must simply not overlap
-    fcntl = None
 
 SETTINGS_FILE = "dataset.json"
 STYLE_CODE_SUFFIX = ".safetensors"
@@ -123,26 +122,6 @@ class Shard:
 
     def __contains__(self, rel: str) -> bool:
         return self.count == 1 or _hash_int(_SHARD_SALT, rel) % self.count == self.index
-
-
-def list_images(src: str | os.PathLike, suffixes: Sequence[str] = IMAGE_EXTENSIONS,
-                skip: Sequence[str | os.PathLike] = ()) -> list[str]:
-    """Every file with one of `suffixes` (default: images) under `src`, recursively and following symlinked
-    folders, as sorted POSIX paths relative to `src` (the same strings on every OS: they key the style
-    draw and the shard). Each folder is listed once: a link to a folder already listed (a loop such as
-    `ln -s .. loop`, or a second name for the same folder) is not followed; the walk goes in sorted order, so
-    which name a folder keeps does not depend on the file system. Folders in `skip` (and links to them) are not
-    walked. Files that are not regular files (FIFOs, sockets) are listed too: loading them fails, so they are
-    reported, never read."""
-    root = Path(src)
-    found = []
-    seen = {_folder_id(root), *(_folder_id(Path(f)) for f in skip if Path(f).is_dir())}
-    for folder, dirs, files in os.walk(root, followlinks=True):
-        dirs.sort()
-        dirs[:] = [d for d in dirs if _first_visit(Path(folder, d), seen)]
-        rel_dir = Path(folder).relative_to(root)
-        found += [(rel_dir / f).as_posix() for f in files if Path(f).suffix.lower() in suffixes]
-    return sorted(found)
 
 
 def output_name(rel: str, copy: int, per_image: int, ext: str) -> str:
@@ -236,16 +215,6 @@ class DatasetReport:
         return self.written / self.seconds if self.seconds > 0 else 0.0
 
 
-def default_device(device: str | None = None, env: Mapping[str, str] | None = None) -> str:
-    """The device of this process: `device` if given, else one GPU per process when CUDA is present
-    (cuda:LOCAL_RANK under torchrun), else cpu. 'cuda' without an index also means cuda:LOCAL_RANK."""
-    env = os.environ if env is None else env
-    local = env.get("LOCAL_RANK", "0")
-    if device is None:
-        return f"cuda:{local}" if torch.cuda.is_available() else "cpu"
-    return f"cuda:{local}" if device == "cuda" and "LOCAL_RANK" in env else device
-
-
 def stylize_dataset(src: str | os.PathLike, dst: str | os.PathLike, styles: Sequence[str | os.PathLike], *,
                     seed: int = 0, per_image: int = 1, blend: bool = False, alpha: float = 1.0,
                     model: str | os.PathLike | None = None,
@@ -263,7 +232,7 @@ def stylize_dataset(src: str | os.PathLike, dst: str | os.PathLike, styles: Sequ
         blend: each output blends 2 drawn styles with a drawn weight, instead of 1 style.
         alpha: stylisation strength in [0, 1].
         model: weights dir or name (default 'adain-vgg16-v2').
-        device: torch device (default: see `default_device`). dtype: 'auto', 'fp32' or 'bf16'.
+        device: torch device (default: see `models.device.local_device`). dtype: 'auto', 'fp32' or 'bf16'.
         max_size: long side contents are downscaled to (None or 0: keep their size).
         style_size: long side style images are encoded at.
         ext: output extension (png, jpg, webp, ...).
@@ -318,7 +287,7 @@ def stylize_dataset(src: str | os.PathLike, dst: str | os.PathLike, styles: Sequ
     if not todo and not missing_rows:  # this shard is complete: no model needed
         return DatasetReport(total=len(mine) * per_image, written=0, existing=existing, skipped=0, seconds=0.0,
                              manifest=manifest)
-    stylizer = Stylizer.from_pretrained(model, device=default_device(device), dtype=dtype)
+    stylizer = Stylizer.from_pretrained(model, device=local_device(device), dtype=dtype)
     codes = _encode_styles(stylizer, labels, style_size, progress and len(labels) > 16)
     save_json(dst / SETTINGS_FILE, {"settings": settings, "source": str(src.resolve())})
     common = {"seed": seed, "alpha": alpha, "model": model_label, "dtype": stylizer.dtype, "max_size": max_size}
@@ -334,7 +303,7 @@ def stylize_dataset(src: str | os.PathLike, dst: str | os.PathLike, styles: Sequ
     loads = _prefetch([src / rel for rel, _ in todo], max_size, workers)
     bar = tqdm(total=sum(len(c) for _, c in todo), unit="img", file=sys.stderr, dynamic_ncols=True,
                desc=f"shard {shard.label}" if shard.count > 1 else "stylising", disable=None if progress else True)
-    with _Manifest(manifest) as log:
+    with Manifest(manifest) as log:
         try:
             for rel, c in missing_rows:  # complete before this run, but its row was lost (killed in between)
                 log.write(row(rel, c))
@@ -363,42 +332,10 @@ def stylize_dataset(src: str | os.PathLike, dst: str | os.PathLike, styles: Sequ
                          seconds=time.perf_counter() - start, manifest=manifest)
 
 
-def read_manifests(dst: str | os.PathLike) -> dict[str, str]:
-    """{output: status of its last row} over every manifest*.jsonl in `dst` (all shards'); a torn last line
-    (a writer killed mid-line, or still writing) is ignored."""
-    recorded: dict[str, str] = {}
-    for path in sorted(Path(dst).glob("manifest*.jsonl")):
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    r = json.loads(line)
-                    recorded[r["output"]] = r["status"]
-                except (ValueError, KeyError, TypeError):
-                    continue
-    return recorded
-
-
 # --- helpers -----------------------------------------------------------------------------------------
 
 def _hash_int(salt: str, text: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{salt}\0{text}".encode()).digest()[:8], "big")
-
-
-def _folder_id(folder: Path) -> tuple[int, int] | Path:
-    """What makes two paths one folder: (device, inode) through links; the path when it cannot be read."""
-    try:
-        st = folder.stat()
-    except OSError:
-        return folder
-    return st.st_dev, st.st_ino
-
-
-def _first_visit(folder: Path, seen: set) -> bool:
-    key = _folder_id(folder)
-    if key in seen:
-        return False
-    seen.add(key)
-    return True
 
 
 def _check_args(src: Path, dst: Path, per_image: int, alpha: float, ext: str, max_size: int | None,
@@ -416,8 +353,7 @@ def _check_args(src: Path, dst: Path, per_image: int, alpha: float, ext: str, ma
                          f"a folder that does not contain SRC")
     if not (isinstance(per_image, int) and per_image >= 1):
         raise ValueError(f"per-image must be a whole number >= 1, got {per_image}")
-    if not 0.0 <= float(alpha) <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    Fn.check_alpha(alpha)
     if (max_size is not None and max_size < 16) or style_size < 16:
         raise ValueError(f"max-size (0 = keep the size) and style-size must be at least 16 pixels, got "
                          f"{max_size} and {style_size}")
@@ -503,76 +439,3 @@ def _prefetch(paths: Sequence[Path], max_size: int | None, workers: int) -> Iter
             yield result
     finally:
         pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C: pending loads are dropped, not waited for
-
-
-class _Manifest:
-    """A shard's manifest, opened for appending; `write` puts one row on disk (line + flush).
-
-    A run killed while writing a row leaves a last line without its newline. Opening repairs it, so every line
-    of the file stays one JSON row: a complete row gets its newline, a torn one is cut off (its output exists,
-    so this run writes its row again, see `stylize_dataset`). The file is locked while open: a second run of
-    the same shard into the same DST is refused, since it would log each row twice (and its repair could cut
-    a row the first run is writing)."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __enter__(self) -> "_Manifest":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = open(self.path, "ab")
-        try:
-            self._lock()
-            tail = _last_line(self.path)
-            if tail is not None:
-                if _is_row(tail[1]):
-                    self._f.write(b"\n")
-                else:
-                    self._f.truncate(tail[0])
-        except BaseException:
-            self._f.close()
-            raise
-        return self
-
-    def _lock(self) -> None:
-        """Released when the file is closed or the process dies (even by SIGKILL): a stale lock cannot stay."""
-        if fcntl is None:
-            return
-        try:
-            fcntl.flock(self._f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ValueError(f"another run is writing {self.path} (the same shard of the same DST); wait for it to "
-                             f"finish, or give this process another --shard") from None
-        except OSError:  # a file system without locks (some network mounts): as without fcntl
-            pass
-
-    def write(self, row: dict) -> None:
-        self._f.write((json.dumps(row) + "\n").encode())
-        self._f.flush()
-
-    def __exit__(self, *exc) -> None:
-        self._f.close()
-
-
-def _last_line(path: Path, block: int = 1 << 16) -> tuple[int, bytes] | None:
-    """(offset, bytes) of the file's last line when it lacks its newline (a torn write); None when the file is
-    empty or ends with a newline. Reads backwards from the end: a large manifest is not read whole."""
-    with open(path, "rb") as f:
-        end = f.seek(0, os.SEEK_END)
-        f.seek(max(0, end - 1))
-        if end == 0 or f.read(1) == b"\n":
-            return None
-        tail, pos = b"", end
-        while pos > 0 and b"\n" not in tail:
-            step = min(block, pos)
-            pos -= step
-            f.seek(pos)
-            tail = f.read(step) + tail
-    cut = tail.rfind(b"\n") + 1  # 0 when the whole file is one line
-    return pos + cut, tail[cut:]
-
-
-def _is_row(line: bytes) -> bool:
-    try:
-        return isinstance(json.loads(line), dict)
-    except ValueError:
-        return False

@@ -14,12 +14,10 @@ Letters: b - batch, c - channels, h/w - working size, H/W - full size.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
-from .images import pad_to_multiple
+from .images import fit_size
 
 
 def box(x: torch.Tensor, r: int) -> torch.Tensor:
@@ -41,11 +39,7 @@ def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def working_size(size: tuple[int, int], long_side: int | None) -> tuple[int, int]:
     """The (h, w) an image of `size` is stylised at: its own size if its long side is at most `long_side`
     (or `long_side` is None), else scaled down to that long side, keeping the aspect ratio."""
-    h, w = size
-    if long_side is None or max(h, w) <= long_side:
-        return h, w
-    s = long_side / max(h, w)
-    return max(1, round(h * s)), max(1, round(w * s))
+    return tuple(size) if long_side is None else fit_size(size, long_side)
 
 
 def guided_upsample(low: torch.Tensor, guide_low: torch.Tensor, guide: torch.Tensor, radius: int = 2,
@@ -71,40 +65,3 @@ def guided_upsample(low: torch.Tensor, guide_low: torch.Tensor, guide: torch.Ten
     slope = box(cov / (var + eps), radius)  # (b, c, h, w)
     detail = guide - resize(guide_low, size)  # (b, 1, H, W): what the working size could not hold
     return (resize(low, size) + resize(slope, size) * detail).clamp(0, 1)
-
-
-def pad_border(x: torch.Tensor, pad: int) -> torch.Tensor:
-    """Reflect-pad (b, c, h, w) by `pad` px on every side (replicate where the image is too small), so the
-    image's own border is not where a zero-padded encoder sees its edge."""
-    if pad <= 0:
-        return x
-    mode = "reflect" if min(x.shape[-2:]) > pad else "replicate"
-    return F.pad(x, (pad, pad, pad, pad), mode=mode)
-
-
-def unpad_border(x: torch.Tensor, pad: int, size: tuple[int, int]) -> torch.Tensor:
-    """Undo `pad_border` (and any bottom/right padding after it): the (h, w) = `size` interior."""
-    return x[..., pad:pad + size[0], pad:pad + size[1]]
-
-
-@dataclass(frozen=True)
-class Frame:
-    """Where an image sits in the canvas the model sees: `pad` px of reflection on every side, then
-    bottom/right padding to a multiple of the model's stride.
-
-    A VGG encoder zero-pads every conv, so the outer ~16-24 px of its features differ from the interior and
-    the decoder paints bright or dark frames there (border score 7-10 on 512 px outputs, photos ~3). With
-    32 px of reflected image around the content those frames fall outside the crop (measured: 3.0); 16 px
-    is not enough (the frame reaches back into the image).
-    """
-
-    size: tuple[int, int]  # the image's (h, w)
-    pad: int = 32
-
-    def apply(self, x: torch.Tensor, stride: int) -> torch.Tensor:
-        """(b, c, h, w) at `size` -> the padded canvas (b, c, H, W), H and W multiples of `stride`."""
-        return pad_to_multiple(pad_border(x, self.pad), stride)[0]
-
-    def crop(self, y: torch.Tensor) -> torch.Tensor:
-        """The image's own (h, w) out of a canvas-sized (b, c, H, W)."""
-        return unpad_border(y, self.pad, self.size)

@@ -9,7 +9,7 @@ Letters: n - cells, k - styles, b - batch, c - channels, h/w - height/width.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import torch
 from einops import rearrange
@@ -61,8 +61,7 @@ def alpha_path(steps: int, start: float = 0.0, end: float = 1.0) -> torch.Tensor
     """`steps` alphas evenly spaced from start to end (default content -> full style)."""
     check_steps(steps)
     for a in (start, end):
-        if not 0.0 <= a <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {a}")
+        Fn.check_alpha(a)
     return torch.linspace(start, end, steps)
 
 
@@ -200,6 +199,31 @@ def grid_layout(k: int, steps: int = 5, alpha: float = 1.0, alpha_axis: bool = F
         weights, alphas = bilinear_grid(steps), per_cell_alpha(alpha, steps * steps)
     text = [weight_label(w.tolist(), float(a), names) for w, a in zip(weights, alphas)] if labels else None
     return Layout(weights, alphas, steps, steps, text)
+
+
+class Renderer(Protocol):
+    """What `figure` needs: `Stylizer.render` (inference/api.py), which stylises one content with n cells."""
+
+    def render(self, content, codes: Sequence, weights: torch.Tensor, alphas: torch.Tensor, max_size: int | None,
+               preserve_color: str | None, batch_size: int | None) -> torch.Tensor: ...
+
+
+def figure(stylizer: Renderer, content, codes: Sequence, layout: Layout, max_size: int | None = 512,
+           preserve_color: str | None = None, batch_size: int | None = None) -> tuple[torch.Tensor, Image.Image]:
+    """Stylise a layout's cells with one content encoding and lay them out (`Stylizer.sweep`, `grid` and
+    `alpha_sweep` are this with their layout).
+
+    Args:
+        stylizer: a Stylizer (anything with its `render`).
+        content: the content image; codes: K style codes; layout: from `sweep_layout`, `grid_layout` or
+            `alpha_sweep_layout` with the same K.
+        max_size, preserve_color, batch_size: as in `Stylizer.render`.
+
+    Returns:
+        (cells (n, 3, h, w) in [0, 1], the rows x cols grid image).
+    """
+    cells = stylizer.render(content, codes, layout.weights, layout.alphas, max_size, preserve_color, batch_size)
+    return cells, grid_image(cells, layout.rows, layout.cols, layout.labels)
 
 
 def alpha_sweep_layout(k: int, steps: int = 5, weights: Sequence[float] | None = None, end: float = 1.0,

@@ -23,11 +23,11 @@ import torch.nn.functional as F
 from einops import rearrange
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
+from ..models.files import IMAGE_EXTENSIONS
 from ..models.io import atomic_write, check_writable
 
 MIN_SIDE = 16  # smallest image side the encoders accept (relu4_1 needs a few pixels after 3 pools)
 MAX_PIXELS = 8192 * 8192  # decompression-bomb guard (64 MP); pass max_pixels=... to change it
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 # Longest side a format can store: libjpeg's JPEG_MAX_DIMENSION, WebP's 14-bit and GIF's 16-bit sizes. Past it
 # Pillow fails only while encoding, unclearly ("broken data stream") or with a traceback (GIF's OverflowError).
 MAX_SIDE = {"JPEG": 65500, "WEBP": 16383, "GIF": 65535}
@@ -106,22 +106,6 @@ def fit_size(size: tuple[int, int], max_size: int) -> tuple[int, int]:
         return h, w
     s = max_size / max(h, w)
     return max(1, round(h * s)), max(1, round(w * s))
-
-
-def pad_to_multiple(x: torch.Tensor, m: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Pad (b, c, h, w) at the bottom/right to multiples of m (reflection; replication when the image is
-    too small to reflect). Returns (padded, (h, w)) so `crop_to` can undo it."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % m, (-w) % m
-    if ph == 0 and pw == 0:
-        return x, (h, w)
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
-
-
-def crop_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Undo `pad_to_multiple`: keep the top-left (h, w) of (b, c, H, W)."""
-    return x[..., : size[0], : size[1]]
 
 
 def to_pil(t: torch.Tensor) -> Image.Image:

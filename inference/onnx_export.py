@@ -11,7 +11,7 @@ graph that runs wherever an ONNX runtime does, without PyTorch.
     output   image                   float32 (1, 3, H, W)   in [0, 1]
 
 Inside is `Stylizer.stylize` of one image at its own size (what it does up to 512 px, or at any size with
-style_scale=None): the 32 px reflected frame and the padding to the stride (`detail.Frame`), the model's own
+style_scale=None): the 32 px reflected frame and the padding to the stride (`models.canvas.Frame`), the model's own
 `encode_content`, `mix_stats` and `decode`, the crop, and alpha 0 giving the content itself. Left to the caller:
 reading and resizing images, checking weights and alpha, and the codes. A model dir's styles.safetensors holds its
 codes for the built-in style names (`<name>.mean.<tap>`, `<name>.std.<tap>`, see models/io.py); new ones come from
@@ -40,7 +40,7 @@ from torch import nn
 from ..models.io import atomic_write
 from ..models.mixing import StatisticsMixing
 from ..models.registry import require_capability
-from .detail import Frame
+from ..models.canvas import Frame
 
 ONNX_PACKAGES = ("onnx", "onnxscript")  # torch.onnx.export's dynamo exporter; onnxruntime then runs the file
 INSTALL_HINT = "pip install 'stylemix[onnx]' (or: pip install onnx onnxscript onnxruntime)"

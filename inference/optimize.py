@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from ..models import functional as Fn
@@ -24,6 +23,7 @@ from ..models.device import resolve_device
 from ..models.vgg import VGGEncoder
 from ..training import losses
 
+from .detail import resize
 from .images import MAX_PIXELS, load_image, to_pil
 
 CONTENT_LAYERS = ("relu4_1",)
@@ -112,14 +112,6 @@ def pyramid_sizes(height: int, width: int, scales: int) -> list[tuple[int, int]]
     return sizes
 
 
-def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize of (b, 3, h, w) to size (antialiased when shrinking); unchanged when already that size."""
-    if tuple(image.shape[-2:]) == tuple(size):
-        return image
-    shrink = size[0] < image.shape[-2] or size[1] < image.shape[-1]
-    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=shrink).clamp(0, 1)
-
-
 def _style_size(style: torch.Tensor, level: tuple[int, int], style_scale: float) -> tuple[int, int]:
     """A style's size at a level: its longest side = the level's longest side x style_scale."""
     h, w = style.shape[-2:]
@@ -172,7 +164,7 @@ def _initial(init: str, content: torch.Tensor, styles: Sequence[torch.Tensor], w
     stylizer = Stylizer.from_pretrained(model, device=device)
     out = stylizer.stylize(content, list(styles), weights=weights.tolist(), max_size=None, style_size=None,
                            return_tensor=True)
-    return resize(out.float().to(device), tuple(content.shape[-2:]))
+    return resize(out.float().to(device), tuple(content.shape[-2:])).clamp(0, 1)
 
 
 def optimize(
@@ -261,17 +253,17 @@ def optimize(
         if sh * sw > MAX_PIXELS:
             raise ValueError(f"style_scale={style_scale} makes style {i + 1} {sw}x{sh} px at the result's size, more than "
                              f"the {MAX_PIXELS // 2**20} MP of the largest image stylemix loads; use a smaller style_scale")
-    image = resize(_initial(init, content_full, style_full, w, seed, device, init_model), sizes[0])
+    image = resize(_initial(init, content_full, style_full, w, seed, device, init_model), sizes[0]).clamp(0, 1)
 
     loss_weights = {"content": content_weight, "style": style_weight, "tv": tv_weight}
     recorder = _Recorder(steps * len(sizes), progress, callback)
     try:
         for level, size in enumerate(sizes):
             recorder.next_level(level)
-            styles_l = [resize(s, _style_size(s, size, style_scale)) for s in style_full]
-            problem = _Level(encoder, resize(content_full, size), styles_l, w, tuple(content_layers),
+            styles_l = [resize(s, _style_size(s, size, style_scale)).clamp(0, 1) for s in style_full]
+            problem = _Level(encoder, resize(content_full, size).clamp(0, 1), styles_l, w, tuple(content_layers),
                              tuple(style_layers), loss_weights)
-            image, stopped = problem.solve(resize(image, size), optimizer, lr, steps, recorder)
+            image, stopped = problem.solve(resize(image, size).clamp(0, 1), optimizer, lr, steps, recorder)
             if stopped:
                 break
     finally:

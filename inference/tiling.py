@@ -156,8 +156,7 @@ def stylize_tiled(model: StatisticsModel, image: torch.Tensor, codes: Sequence[S
     stride = int(model.stride)
     width = max(1, halo // 4) if width is None else width
     check_tiling(tile, halo, width, stride)
-    if not 0.0 <= float(alpha) <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    Fn.check_alpha(alpha)
     H, W = image.shape[-2:]
 
     def encode(win: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -30,6 +30,8 @@ from typing import Any, ClassVar, Protocol, Sequence, runtime_checkable
 
 import torch
 
+from .functional import check_alpha
+
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -153,6 +155,6 @@ def per_image_alpha(alpha: float | Sequence[float] | torch.Tensor, n: int, what:
         a = a.expand(n)
     if a.numel() != n:
         raise ValueError(f"got {a.numel()} alphas for {n} {what}; give one alpha or one per {what.rstrip('s')}")
-    if not (torch.isfinite(a).all() and (a >= 0).all() and (a <= 1).all()):
-        raise ValueError(f"alpha must be in [0, 1], got {a.tolist()}")
+    for value in a.tolist():
+        check_alpha(value)
     return a

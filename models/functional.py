@@ -222,6 +222,22 @@ def blend(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return (weights.to(values) * values[..., None, None]).sum(0)
 
 
+def check_alpha(alpha: float, name: str = "alpha") -> float:
+    """The one check of the content/style trade-off: `alpha` as a float in [0, 1] (NaN refused).
+
+    Args:
+        alpha: the number to check.
+        name: what to call it in the message ('--alpha' on the command line).
+
+    Returns:
+        float(alpha).
+    """
+    a = float(alpha)
+    if not 0.0 <= a <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {alpha}")
+    return a
+
+
 def mix(
     content: torch.Tensor,
     means: torch.Tensor,
@@ -246,8 +262,8 @@ def mix(
         (b, c, h, w) float32 target features.
     """
     traced = isinstance(alpha, torch.Tensor)
-    if not traced and not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if not traced:
+        check_alpha(alpha)
     mean, std = blend_stats(means, stds, weights)
     if mean.dim() == 1:
         mean, std = mean.expand(content.shape[0], -1), std.expand(content.shape[0], -1)

@@ -307,8 +307,7 @@ def mode_targets(feats: dict[str, torch.Tensor], styles: Sequence[StyleModes], w
     Returns:
         ({tap: (b, c, h, w) float32 targets}, labels (s, b, h, w) int64 at the label tap).
     """
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    Fn.check_alpha(alpha)
     if len(styles) != weights.shape[0]:
         raise ValueError(f"got {weights.shape[0]} weights for {len(styles)} styles; give one weight per style")
     if len({m.k for m in styles}) != 1:

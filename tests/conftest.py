@@ -6,16 +6,19 @@ PyPI fails here exactly as it would on a clean CI machine. Add new fixtures belo
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from stylemix.models import precision
 from stylemix.models.adain import AdaINConfig, AdaINModel  # the package installed: pip install -e '.[test]'
 from stylemix.models.convert import ENCODER_PRESETS
 from stylemix.models.io import save_json, save_tensors, to_dict
-from stylemix.models.vgg import VGGEncoder
+from stylemix.models.vgg import EncoderConfig, VGGEncoder
 
 
 @pytest.fixture(autouse=True)
@@ -142,3 +145,54 @@ def unblock_fifo():
     yield later
     for t in timers:
         t.cancel()
+
+
+# --- a tiny training run ---------------------------------------------------------------------------
+
+def _write_image(path: Path, h: int, w: int, seed: int) -> Path:
+    """A smooth random colour image (blurred noise, so JPEG/WebP keep it recognisable)."""
+    rng = np.random.default_rng(seed)
+    small = rng.random((h // 8 + 1, w // 8 + 1, 3))
+    img = Image.fromarray((small * 255).astype(np.uint8)).resize((w, h), Image.BICUBIC)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+    return path
+
+
+def _encoder_dir(root: Path) -> Path:
+    """A random-weights VGG16 encoder (layers up to relu2_1) saved like a real encoder dir."""
+    torch.manual_seed(123)
+    cfg = EncoderConfig(arch="vgg16", name="tiny-random")
+    enc = VGGEncoder(cfg, ("relu2_1",))
+    out = root / "encoder"
+    save_tensors(out / "encoder.safetensors", enc.state_dict())
+    save_json(out / "config.json", {"kind": "encoder", "encoder": to_dict(cfg)})
+    return out
+
+
+@pytest.fixture
+def write_image():
+    """`write_image(path, h, w, seed) -> path`: a smooth random colour image (tests/test_training.py)."""
+    return _write_image
+
+
+@pytest.fixture
+def run_setup(tmp_path: Path):
+    """(config file, root) of a tiny training run (tests/test_training.py, tests/test_training_ddp.py): nested
+    content/style folders with PNG, JPEG and WebP images, a random VGG16 encoder cut at relu2_1, 32 px crops."""
+    exts = ["png", "jpg", "webp"]
+    for i in range(4):
+        _write_image(tmp_path / "content" / f"sub{i % 2}" / f"c{i}.{exts[i % 3]}", 40 + 8 * i, 48, i)
+    for i in range(3):
+        _write_image(tmp_path / "style" / ("deep/er" if i else "") / f"s{i}.{exts[(i + 1) % 3]}", 48, 36 + 8 * i, 10 + i)
+    cfg = {
+        "encoder": str(_encoder_dir(tmp_path)),
+        "model": {"style_taps": ["relu1_1", "relu2_1"], "decoder": {"from_tap": "relu2_1", "width": 0.5}},
+        "data": {"content_dir": str(tmp_path / "content"), "style_dir": str(tmp_path / "style"), "crop": 32,
+                 "content_short_side": [32, 48], "style_short_side": [32, 48], "batch_size": 2},
+        "loop": {"steps": 6, "lr": 1e-3, "checkpoint_every": 3, "sample_every": 0, "log_every": 1,
+                 "tensorboard": False},
+    }
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(cfg))
+    return path, tmp_path

@@ -2,14 +2,17 @@
 documented, alpha=0 returns the content itself, any size round-trips, codes == images, masks."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+import stylemix.inference
 from stylemix.inference import Stylizer
-from stylemix.inference.images import crop_to, pad_to_multiple
-from stylemix.inference.detail import Frame
+from stylemix.models.canvas import Frame, crop_to, pad_to_multiple
 from stylemix.models.io import WeightsError
 from stylemix.models.mixing import StyleCode
 
@@ -30,9 +33,22 @@ CONTENT = _img(0)
 STYLES = [_img(1, 32, 32), _img(2, 40, 24, 0.5), _img(3, 24, 40, 0.3, 0.6)]
 
 
-def test_from_pretrained_and_lazy_export(stylizer):
+def test_from_pretrained_gives_an_eval_model_and_its_stride(stylizer):
     assert stylizer.stride == 8
     assert not stylizer.model.training
+
+
+@pytest.mark.slow
+def test_stylizer_is_exported_lazily():
+    """`import stylemix` / `stylemix.inference` load neither torch nor the API; `Stylizer` is loaded on first use."""
+    code = ("import sys, stylemix, stylemix.inference; "
+            "before = sorted(m for m in ('torch', 'stylemix.inference.api') if m in sys.modules); "
+            "from stylemix import Stylizer; from stylemix.inference.api import Stylizer as api_stylizer; "
+            "print(before, Stylizer is api_stylizer is stylemix.inference.Stylizer)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[] True"
+    with pytest.raises(AttributeError):
+        stylemix.inference.nothing_here  # noqa: B018
 
 
 def test_no_decoder_installed_says_what_to_do(monkeypatch, tmp_path):
@@ -120,7 +136,7 @@ def test_k_cached_codes_cost_one_content_pass(stylizer, monkeypatch):
     original = stylizer.model.encode
     monkeypatch.setattr(stylizer.model, "encode", lambda x: calls.append(x.shape) or original(x))
     stylizer.stylize(CONTENT, codes, weights=[1, 1, 1])
-    pad = Frame((40, 48)).pad  # the reflected border around the content (inference/detail.py)
+    pad = Frame((40, 48)).pad  # the reflected border around the content (models/canvas.py)
     assert calls == [(1, 3, 40 + 2 * pad, 48 + 2 * pad)]
 
 

@@ -244,6 +244,7 @@ def test_a_preview_counter_beyond_the_pages_range_is_refused(client):
 # --- full render, metadata, the command, the sweep ---------------------------------------------------------
 
 @pytest.mark.parametrize("photo", ["bundled", "upload"])
+@pytest.mark.slow
 def test_render_records_the_blend_and_its_command_reproduces_it(client, tmp_path, monkeypatch, tiny_model_dir,
                                                                  photo, capsys):
     sid = _session(client)
@@ -445,6 +446,7 @@ def test_an_unusable_upload_dir_is_a_message_and_leaves_nothing(full, tmp_path):
 
 # --- the command ------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cli_help_does_not_import_the_web_framework():
     code = ("import sys; from stylemix.inference.cli import build_parser; build_parser(); "
             "print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette') if m in sys.modules))")

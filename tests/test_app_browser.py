@@ -21,6 +21,8 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 from stylemix.inference.api import Stylizer  # noqa: E402
 from stylemix.inference.app.server import AppConfig, create_app, listen  # noqa: E402
 
+pytestmark = pytest.mark.slow  # a real browser against a live server
+
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 TIMEOUT = 120  # s: the first preview loads the photo and the styles on a busy 2-core machine
 # The preview's pixels, read back in the page (same-origin blob: URL, so the canvas is readable).

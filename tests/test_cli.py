@@ -152,6 +152,7 @@ def test_stylize_masks_match_the_api_and_split_the_image(tiny_model_dir, files, 
     assert np.abs(got[:, -8:] - only_b[:, -8:]).mean() < np.abs(got[:, -8:] - only_a[:, -8:]).mean()
 
 
+@pytest.mark.slow
 def test_stylize_tiles_match_the_api_at_full_size(tiny_model_dir, files, capsys):
     from stylemix.inference import Stylizer
 
@@ -272,6 +273,7 @@ def test_offline_without_cached_encoder_names_the_fetch_command(files, capsys, t
     assert_one_line_error(rc, err, "STYLEMIX_OFFLINE", "stylemix weights fetch")
 
 
+@pytest.mark.slow
 def test_subprocess_error_has_no_traceback(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "stylemix.inference.cli", "stylize", str(tmp_path / "missing.png"),
@@ -555,6 +557,7 @@ def test_convert_torchvision_round_trip(tmp_path, capsys, stylemix_cache):
     assert_one_line_error(rc, err, "expected 16 convs, found 13")
 
 
+@pytest.mark.slow
 def test_convert_adain_round_trip(tmp_path, capsys):
     from stylemix.inference import Stylizer
     from stylemix.models import functional as Fn
@@ -631,6 +634,7 @@ def test_fetch_uses_the_cache(stylemix_cache, capsys):
     assert rc == 0 and str(enc) in out
 
 
+@pytest.mark.slow
 def test_fetch_refuses_offline_and_a_cache_that_is_a_file(stylemix_cache, capsys, monkeypatch, tmp_path):
     import subprocess as sp
 

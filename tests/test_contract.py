@@ -20,7 +20,7 @@ def _image(seed: int, h: int = 32, w: int = 40) -> torch.Tensor:
     return torch.rand(1, 3, h, w, generator=g)
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "stytr2" else n for n in list_models()])
 def test_every_registered_model_satisfies_the_contract(name):
     model = create_model(name).eval()
     assert isinstance(model, StyleModel)
@@ -152,6 +152,7 @@ def test_stytr2_refuses_an_encoder_choice_saved_codes_and_modes(tmp_path):
         s.stylize(_image(0), _image(1), modes=2)
 
 
+@pytest.mark.slow
 def test_stytr2_grids_batch_cells_exactly_like_single_stylisations():
     s = Stylizer(_tiny_stytr2(), dtype="fp32")
     content, codes = _image(0, 24, 40), s.encode_styles([_image(1), _image(2)])

@@ -14,6 +14,8 @@ import torch
 from PIL import Image
 
 from stylemix.inference import dataset as D
+from stylemix.models.device import local_device
+from stylemix.models.files import list_images
 from stylemix.inference.api import Stylizer
 from stylemix.inference.cli import main
 from stylemix.inference.images import load_image, to_pil
@@ -134,16 +136,16 @@ def test_the_shard_count_fits_the_manifest_name():
 
 
 def test_one_gpu_per_process():
-    assert D.default_device("cuda", {"LOCAL_RANK": "3"}) == "cuda:3"
-    assert D.default_device("cuda:1", {"LOCAL_RANK": "3"}) == "cuda:1"  # an explicit index is kept
-    assert D.default_device("cpu", {"LOCAL_RANK": "3"}) == "cpu"
+    assert local_device("cuda", {"LOCAL_RANK": "3"}) == "cuda:3"
+    assert local_device("cuda:1", {"LOCAL_RANK": "3"}) == "cuda:1"  # an explicit index is kept
+    assert local_device("cpu", {"LOCAL_RANK": "3"}) == "cpu"
     if not torch.cuda.is_available():
-        assert D.default_device(None, {"LOCAL_RANK": "3"}) == "cpu"
+        assert local_device(None, {"LOCAL_RANK": "3"}) == "cpu"
 
 
 def test_images_listed_recursively_and_outputs_mirror_them(tree):
     (tree["src"] / "cats" / "notes.txt").write_text("not an image")
-    assert D.list_images(tree["src"]) == sorted(CONTENTS)
+    assert list_images(tree["src"]) == sorted(CONTENTS)
     assert D.output_name("cats/c2.jpg", 0, 1, "png") == "cats/c2.png"
     assert D.output_name("cats/c2.jpg", 1, 3, "webp") == "cats/c2_s1.webp"
     assert D.output_name("top.png", 0, 2, "jpg") == "top_s0.jpg"
@@ -151,12 +153,12 @@ def test_images_listed_recursively_and_outputs_mirror_them(tree):
 
 def test_each_folder_is_listed_once_through_links_and_loops(tree, tiny_model_dir, tmp_path):
     (tree["src"] / "dogs" / "loop").symlink_to("..")  # a loop back to SRC
-    assert D.list_images(tree["src"]) == sorted(CONTENTS)
+    assert list_images(tree["src"]) == sorted(CONTENTS)
     (tree["src"] / "cats" / "deep" / "up").symlink_to("..", target_is_directory=True)  # a loop to cats/
     (tree["src"] / "dogs2").symlink_to("dogs")  # a second name for a folder that is listed already
     _img(tmp_path / "elsewhere" / "e.png", 20)
     (tree["src"] / "linked").symlink_to(tmp_path / "elsewhere")  # a folder outside SRC: followed
-    listed = D.list_images(tree["src"])
+    listed = list_images(tree["src"])
     assert listed == sorted([*CONTENTS, "linked/e.png"])
     report = _run(tree, tree["root"] / "out", tiny_model_dir)
     assert (report.total, report.written) == (7, 7)

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from stylemix.inference.detail import (box, guided_upsample, pad_border, resize, unpad_border,
-                                       working_size)
+from stylemix.inference.detail import box, guided_upsample, resize, working_size
+from stylemix.models.canvas import pad_border, unpad_border
 from stylemix.models import functional as Fn
 
 

@@ -31,8 +31,9 @@ from stylemix.models.fast import FastConfig, FastModel, deepen
 from stylemix.models.io import (ConfigError, WeightsError, load_codes, save_codes, save_model_dir, save_tensors)
 from stylemix.models.mixing import StyleCode, stack_codes
 from stylemix.models.registry import create_model, model_capabilities
-from stylemix.training.adain_task import DataConfig
-from stylemix.training.distill import TeacherCache, TeacherConfig, frame, unframe
+from stylemix.training.data import DataConfig
+from stylemix.models.canvas import pad_border, unpad_border
+from stylemix.training.distill import TeacherCache, TeacherConfig
 from stylemix.training.fast_task import FastLossConfig, FastTask, FastTrainConfig, bank_codes, build_model
 
 
@@ -521,8 +522,8 @@ def test_the_cache_holds_what_the_teacher_paints_and_resumes_without_repainting(
     for i in (0, 3, 4):
         drawn, stored = cache.draw(i), cache.read(i)
         with torch.no_grad():
-            canvas = frame(drawn.content[None], 8)
-            want = unframe(teacher.stylize(teacher.encode_content(canvas), teacher.style_code(drawn.styles),
+            canvas = pad_border(drawn.content[None], 8)
+            want = unpad_border(teacher.stylize(teacher.encode_content(canvas), teacher.style_code(drawn.styles),
                                            drawn.weights, drawn.alpha), 8)[0]
         assert float((stored.output - want).abs().max()) <= 0.5 / 255 + 1e-6  # one 8-bit rounding
         assert float((stored.content - drawn.content).abs().max()) <= 0.5 / 255 + 1e-6
@@ -538,6 +539,7 @@ def test_the_cache_holds_what_the_teacher_paints_and_resumes_without_repainting(
         other.missing()
 
 
+@pytest.mark.slow
 def test_the_student_trains_through_the_mixing_it_runs_at_inference(tmp_path, tiny_model_dir):
     from stylemix.models.vgg import EncoderConfig, VGGEncoder
 
@@ -552,8 +554,8 @@ def test_the_student_trains_through_the_mixing_it_runs_at_inference(tmp_path, ti
     with torch.no_grad():
         got = task.student(batch)
         for i, s in enumerate(batch):  # each sample, as the Stylizer's model call would paint it
-            feats = student.encode_content(frame(s.content[None], 8))
-            want = unframe(student.decode(student.mix(feats, student.style_code(s.styles), s.weights, s.alpha)), 8)
+            feats = student.encode_content(pad_border(s.content[None], 8))
+            want = unpad_border(student.decode(student.mix(feats, student.style_code(s.styles), s.weights, s.alpha)), 8)
             torch.testing.assert_close(got[i:i + 1], want, atol=1e-5, rtol=0)
     student.train()
     opt = torch.optim.Adam(student.parameters(), lr=1e-3)
@@ -567,6 +569,7 @@ def test_the_student_trains_through_the_mixing_it_runs_at_inference(tmp_path, ti
     assert float(task.loss(0)[0].detach()) < 0.7 * float(first.detach())
 
 
+@pytest.mark.slow
 def test_a_hinted_student_trains_on_each_samples_vgg_statistics_computed_once(tmp_path, tiny_model_dir, fast):
     cache = TeacherCache(tmp_path / "t", _folders(tmp_path), _teacher_config(tiny_model_dir, samples=4))
     cache.build()
@@ -576,8 +579,8 @@ def test_a_hinted_student_trains_on_each_samples_vgg_statistics_computed_once(tm
     with torch.no_grad():
         got = task.student(batch)
         for i, s in enumerate(batch):  # as the model paints each sample at inference, VGG pass included
-            feats = student.encode_content(frame(s.content[None], 8))
-            want = unframe(student.decode(student.mix(feats, student.style_code(s.styles), s.weights, s.alpha)), 8)
+            feats = student.encode_content(pad_border(s.content[None], 8))
+            want = unpad_border(student.decode(student.mix(feats, student.style_code(s.styles), s.weights, s.alpha)), 8)
             torch.testing.assert_close(got[i:i + 1], want, atol=1e-5, rtol=0)
     assert task._hint_seen == set(task.indices(0))
     calls = []

@@ -122,6 +122,7 @@ def test_grid_corners_equal_single_style_stylize(stylizer, codes):
     assert image.size == (3 * SIZE + 2 * 4, 3 * SIZE + 2 * 4)
 
 
+@pytest.mark.slow
 def test_batching_does_not_change_cells(stylizer, codes):
     content = _image(2)
     one, _ = stylizer.sweep(content, codes[:3], steps=5, batch_size=1)
@@ -136,6 +137,7 @@ def test_explicit_path_and_per_cell_alpha(stylizer, codes):
     torch.testing.assert_close(cells[:1], want, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_alpha_sweep_ends_at_content_reconstruction_and_full_style(stylizer, codes):
     content = _image(4)
     cells, _ = stylizer.alpha_sweep(content, codes[0], steps=3)
@@ -144,6 +146,7 @@ def test_alpha_sweep_ends_at_content_reconstruction_and_full_style(stylizer, cod
                                    atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_alpha_axis_grid(stylizer, codes):
     cells, _ = stylizer.grid(_image(5), codes[:2], steps=3, alpha_axis=True)
     top = stylizer.stylize(_image(5), codes[:2], alpha=0.0, return_tensor=True)
@@ -245,6 +248,7 @@ def files(tmp_path):
     return paths
 
 
+@pytest.mark.slow
 def test_cli_grid_row_square_and_alpha(tmp_path, model_dir, files, capsys):
     c, *s = map(str, files)
     out = tmp_path / "row.png"
@@ -296,6 +300,7 @@ def test_cli_grid_unknown_style_name_suggests(tmp_path, model_dir, files, capsys
     assert "did you mean" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_sheet(tmp_path, model_dir, files, capsys):
     out = tmp_path / "sheet.png"
     assert main(["sheet", str(files[0]), "--match", "baroque", "--cell-size", "32", "--model", str(model_dir),

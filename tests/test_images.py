@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from stylemix.inference.images import (MIN_SIDE, crop_to, load_image, load_mask, pad_to_multiple, save_image, to_pil)
+from stylemix.inference.images import MIN_SIDE, load_image, load_mask, save_image, to_pil
+from stylemix.models.canvas import crop_to, pad_to_multiple
 
 
 def _gradient(h: int = 24, w: int = 32) -> np.ndarray:

@@ -22,6 +22,8 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 pytest.importorskip("onnxscript")
 
+pytestmark = pytest.mark.slow  # each export traces the model with the dynamo exporter (seconds)
+
 CONFIG = FastConfig(widths=(4, 8, 8, 16), level_blocks=(0, 1, 0), encoder_id="adain-fast-onnx-test")
 STYLES = ("baroque-01", "symbolism-02")
 

@@ -60,6 +60,7 @@ def _run(images, encoder, **kw):
 
 # --- the optimisation --------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("opt,steps", [("lbfgs", 15), ("adam", 30)])
 def test_loss_decreases(images, encoder, opt, steps):
     r = _run(images, encoder, optimizer=opt, steps=steps)
@@ -229,6 +230,7 @@ def test_cli_writes_the_result(cli_files, capsys):
     assert "wrote" in stdout and not list(out.parent.glob(".*.tmp"))
 
 
+@pytest.mark.slow
 def test_cli_init_adain(cli_files, capsys, tiny_model_dir):
     f = cli_files
     out = f["dir"] / "adain.png"
@@ -238,6 +240,7 @@ def test_cli_init_adain(cli_files, capsys, tiny_model_dir):
     assert Image.open(out).size == (56, 40)
 
 
+@pytest.mark.slow
 def test_cli_seed_is_deterministic(cli_files, capsys):
     f = cli_files
     outs = []

@@ -118,6 +118,7 @@ def _write_encoder_dir(path, seed: int = 0) -> None:
     save_json(path / "config.json", {"kind": "encoder", "encoder": to_dict(ev.hed.encoder.config)})
 
 
+@pytest.mark.slow
 def test_quality_end_to_end_on_tiny_data(tmp_path, capsys):
     from stylemix.inference.images import save_image
 

@@ -173,8 +173,9 @@ class _OnePair:
         return self.pair
 
 
+@pytest.mark.slow
 def test_a_few_training_steps_reduce_the_loss():
-    from stylemix.training.adain_task import DataConfig
+    from stylemix.training.data import DataConfig
     from stylemix.training.stytr2_task import StyTr2LossConfig, StyTr2Task
 
     torch.manual_seed(0)
@@ -339,6 +340,7 @@ def test_conversion_names_what_is_wrong():
 
 # --- the product path: CLI conversion, then the Stylizer -----------------------------------------
 
+@pytest.mark.slow
 def test_cli_converts_the_release_and_the_stylizer_blends_with_it(tmp_path):
     from stylemix.inference import Stylizer
     from stylemix.inference.cli import main

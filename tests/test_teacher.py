@@ -14,7 +14,7 @@ from stylemix.models import functional as Fn
 from stylemix.models import pretrained
 from stylemix.models.io import from_dict, load_tensors, save_tensors, to_dict
 from stylemix.training import cli, external_teacher, losses
-from stylemix.training.adain_task import DataConfig
+from stylemix.training.data import DataConfig
 from stylemix.training.checkpoint import read_metadata
 from stylemix.training.distill import TeacherCache, TeacherConfig
 from stylemix.training.external_teacher import STL
@@ -158,7 +158,8 @@ def test_a_checkpoint_saved_with_retired_fields_off_resumes_bit_exactly_and_expo
     config = tmp_path / "run.json"
     config.write_text(json.dumps({
         "model": {"style_taps": ["relu1_1", "relu2_1"], "decoder": {"from_tap": "relu2_1", "width": 0.25}},
-        "init": "", "data": {"crop": 32, "batch_size": 1},
+        "init": "", "data": {"content_dir": str(tmp_path / "content"), "style_dir": str(tmp_path / "style"),
+                             "crop": 32, "batch_size": 1},  # the task below reads no images
         "loop": {"steps": 3, "checkpoint_every": 1, "log_every": 1}}))
     monkeypatch.setattr(cli.TEACHER_RECIPE, "make_task", lambda cfg, model, device, run: _DecoderMean(model))
 

@@ -7,7 +7,7 @@ import torch
 
 from stylemix.inference import tiling as T
 from stylemix.inference.api import Stylizer
-from stylemix.inference.detail import Frame
+from stylemix.models.canvas import Frame
 from stylemix.models import functional as Fn
 from stylemix.models.adain import AdaINConfig, AdaINModel
 from stylemix.models.decoder import DecoderConfig
@@ -80,6 +80,7 @@ def test_adain_with_stats_is_adain_with_own_stats():
                                Fn.mix(x, mean[:1], std[:1], torch.ones(1), 0.7))
 
 
+@pytest.mark.slow
 def test_tiled_equals_untiled_when_the_halo_covers_the_receptive_field(shallow_model):
     s = Stylizer(shallow_model)
     x, codes = _image(2, 64, 56), _codes(shallow_model)
@@ -90,6 +91,7 @@ def test_tiled_equals_untiled_when_the_halo_covers_the_receptive_field(shallow_m
     assert (tiled - full).abs().max() < 1e-4  # 12 windows, yet the same image
 
 
+@pytest.mark.slow
 def test_tiled_masks_and_colour_match_untiled(shallow_model):
     s = Stylizer(shallow_model)
     x, codes = _image(3, 48, 64), _codes(shallow_model)
@@ -108,6 +110,7 @@ def test_tiled_masks_and_colour_match_untiled(shallow_model):
 TOLERANCE_MAX, TOLERANCE_MEAN = 0.2, 0.04
 
 
+@pytest.mark.slow
 def test_tiny_tiles_stay_close_to_untiled_with_the_default_model(make_calibrated_model):
     model = make_calibrated_model()
     s = Stylizer(model)
@@ -121,7 +124,7 @@ def test_tiny_tiles_stay_close_to_untiled_with_the_default_model(make_calibrated
     # quadrants each get the reflected frame, a fair amount of context on a 64 px image): measured 0.012 vs 0.025
     wider = (s.stylize_tiled(x, codes, tile=80, halo=24, return_tensor=True) - full).abs()
     assert wider.mean() < (per_tile - full).abs().mean()
-    canvas = 64 + 2 * Frame((64, 64)).pad  # the image plus its reflected frame (inference/detail.py)
+    canvas = 64 + 2 * Frame((64, 64)).pad  # the image plus its reflected frame (models/canvas.py)
     one = s.stylize_tiled(x, codes, tile=canvas, halo=16, return_tensor=True)  # one window: same computation
     assert (one - full).abs().max() < 1e-5
 

@@ -18,58 +18,15 @@ import pytest
 import torch
 from PIL import Image
 
-from stylemix.models.io import load_tensors, save_json, save_tensors, to_dict
-from stylemix.models.vgg import EncoderConfig, VGGEncoder
+from stylemix.models.io import load_tensors, save_tensors
 from stylemix.training import cli
 from stylemix.training.adain_task import AdaINTask
 from stylemix.training.checkpoint import checkpoint_config, read_metadata
-from stylemix.training.data import ImageFolder, PairBatches, list_images
+from stylemix.training.data import ImageFolder, PairBatches, image_files
 from stylemix.training.trainer import LoopConfig, Trainer, diff_configs, fill_defaults
 
 
 # -- fixtures ---------------------------------------------------------------------------------------
-def write_image(path: Path, h: int, w: int, seed: int) -> Path:
-    """A smooth random colour image (blurred noise, so JPEG/WebP keep it recognisable)."""
-    rng = np.random.default_rng(seed)
-    small = rng.random((h // 8 + 1, w // 8 + 1, 3))
-    img = Image.fromarray((small * 255).astype(np.uint8)).resize((w, h), Image.BICUBIC)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
-    return path
-
-
-def encoder_dir(root: Path) -> Path:
-    """A random-weights VGG16 encoder (layers up to relu2_1) saved like a real encoder dir."""
-    torch.manual_seed(123)
-    cfg = EncoderConfig(arch="vgg16", name="tiny-random")
-    enc = VGGEncoder(cfg, ("relu2_1",))
-    out = root / "encoder"
-    save_tensors(out / "encoder.safetensors", enc.state_dict())
-    save_json(out / "config.json", {"kind": "encoder", "encoder": to_dict(cfg)})
-    return out
-
-
-@pytest.fixture
-def run_setup(tmp_path: Path):
-    """(config file, root): nested content/style folders with PNG, JPEG and WebP images."""
-    exts = ["png", "jpg", "webp"]
-    for i in range(4):
-        write_image(tmp_path / "content" / f"sub{i % 2}" / f"c{i}.{exts[i % 3]}", 40 + 8 * i, 48, i)
-    for i in range(3):
-        write_image(tmp_path / "style" / ("deep/er" if i else "") / f"s{i}.{exts[(i + 1) % 3]}", 48, 36 + 8 * i, 10 + i)
-    cfg = {
-        "encoder": str(encoder_dir(tmp_path)),
-        "model": {"style_taps": ["relu1_1", "relu2_1"], "decoder": {"from_tap": "relu2_1", "width": 0.5}},
-        "data": {"content_dir": str(tmp_path / "content"), "style_dir": str(tmp_path / "style"), "crop": 32,
-                 "content_short_side": [32, 48], "style_short_side": [32, 48], "batch_size": 2},
-        "loop": {"steps": 6, "lr": 1e-3, "checkpoint_every": 3, "sample_every": 0, "log_every": 1,
-                 "tensorboard": False},
-    }
-    path = tmp_path / "run.json"
-    path.write_text(json.dumps(cfg))
-    return path, tmp_path
-
-
 def train(config: Path, out: Path, *sets: str, extra: tuple[str, ...] = ()) -> int:
     return cli.main(["--config", str(config), "--out", str(out), *extra, *(a for s in sets for a in ("--set", s))])
 
@@ -85,7 +42,7 @@ def log_records(run: Path) -> list[dict]:
 # -- data -------------------------------------------------------------------------------------------
 def test_data_finds_images_recursively_and_crops(run_setup):
     _, root = run_setup
-    files = list_images(root / "style")
+    files = image_files(root / "style")
     assert sorted(p.suffix for p in files) == [".jpg", ".png", ".webp"]
     folder = ImageFolder(root / "content", 32, (32, 48))
     batches = PairBatches(folder, ImageFolder(root / "style", 32, (32, 48)), 3, seed=0, rank=0)
@@ -112,7 +69,8 @@ def test_data_flips_and_resizes(tmp_path):
     assert full.shape == (3, 16, 24)
 
 
-def test_corrupt_images_are_logged_and_skipped(run_setup, caplog):
+@pytest.mark.slow
+def test_corrupt_images_are_logged_and_skipped(run_setup, write_image, caplog):
     config, root = run_setup
     (root / "content" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     good = write_image(root / "content" / "truncated.png", 48, 48, 99)
@@ -139,7 +97,7 @@ def test_all_unreadable_is_a_clear_error(tmp_path):
 
 
 # -- loop -------------------------------------------------------------------------------------------
-def test_a_few_steps_reduce_the_loss(run_setup, tmp_path):
+def test_a_few_steps_reduce_the_loss(run_setup, write_image, tmp_path):
     config, root = run_setup
     one = tmp_path / "one"  # overfit a single pair: crop = the whole image, only the flip varies
     write_image(one / "c" / "c.png", 32, 32, 1)
@@ -460,6 +418,7 @@ def test_init_starts_from_a_weights_dir_and_totals_accumulate(run_setup):
     assert second["steps"] == "5" and float(second["hours"]) >= float(first["hours"])
 
 
+@pytest.mark.slow
 def test_exporting_back_into_the_init_dir_counts_each_step_once(run_setup):
     """The usual way to continue a model: start from its dir, export into the same dir, resume, export again."""
     config, root = run_setup
@@ -475,6 +434,7 @@ def test_exporting_back_into_the_init_dir_counts_each_step_once(run_setup):
     assert json.loads((root / "w" / "config.json").read_text())["steps"] == "7"  # 3 + 4, not 5 + 4
 
 
+@pytest.mark.slow
 def test_multi_scale_style_loss_runs(run_setup):
     config, root = run_setup
     assert train(config, root / "ms", "loop.steps=2", "loss.style_scales=[1.0,0.5]") == 0

@@ -11,17 +11,14 @@ import os
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
+import pytest
 import torch
 
 from stylemix.models.io import load_tensors
 from stylemix.training.checkpoint import read_metadata
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import test_training  # noqa: E402
-
-run_setup = test_training.run_setup  # the tiny-run fixture, shared
+pytestmark = pytest.mark.slow  # two processes each, one of them through torchrun
 
 WORKER = r"""
 import os, sys

@@ -19,7 +19,9 @@ from PIL import Image
 from stylemix.inference import video as V
 from stylemix.inference.api import Stylizer
 from stylemix.inference.cli import main
+from stylemix.inference.images import load_image
 from stylemix.models import functional as Fn
+from stylemix.models.canvas import Frame
 
 try:  # the video extra; CI installs it, so these tests run there
     import av
@@ -92,7 +94,7 @@ def _u8(x: torch.Tensor) -> np.ndarray:
 
 
 def _stack(frames) -> torch.Tensor:
-    return torch.cat([f if isinstance(f, torch.Tensor) else V.load_image(f) for f in frames])
+    return torch.cat([f if isinstance(f, torch.Tensor) else load_image(f) for f in frames])
 
 
 @pytest.fixture
@@ -186,7 +188,7 @@ def test_running_statistics_are_the_exponential_average(stylizer, styles):
     a, b = _pan(1)[0], _photo()[..., :48, :64] * 0.5
     cfg = V.TemporalConfig(stats=0.9, flow=0.0)
     got = list(stylizer.stylize_video([a, b], styles, temporal=cfg, return_tensor=True))
-    m, codes, pad = stylizer.model, stylizer.style_codes(styles), V.Frame((48, 64))
+    m, codes, pad = stylizer.model, stylizer.style_codes(styles), Frame((48, 64))
     with torch.inference_mode():
         fa, fb = m.encode_content(pad.apply(a, m.stride)), m.encode_content(pad.apply(b, m.stride))
         stats = {t: tuple(0.9 * p + 0.1 * q for p, q in zip(Fn.mean_std(fa[t]), Fn.mean_std(fb[t]))) for t in m.mix_taps}
@@ -375,7 +377,7 @@ def test_cli_writes_a_stylised_video_with_audio(tiny_model_dir, clip, styles, tm
     assert "6 frames at 12 fps, audio copied" in stdout
     back = V.open_video(out)
     assert (back.info.frames, back.info.fps, back.info.size, back.info.audio) == (6, 12, (48, 64), True)
-    first = V.load_image(_u8(next(iter(back))))
+    first = load_image(_u8(next(iter(back))))
     ref = Stylizer.from_pretrained(tiny_model_dir).stylize(next(iter(V.open_video(clip))), styles, [0.7, 0.3],
                                                           max_size=None, return_tensor=True)
     assert float((first - ref).abs().mean()) < 0.03  # frame 0 is plain stylisation, up to x264
@@ -433,6 +435,7 @@ def test_cli_bad_inputs_exit_2_with_one_line_and_no_output(clip, styles, tmp_pat
     assert sorted(os.listdir(tmp_path)) == before  # nothing written, no temp files
 
 
+@pytest.mark.slow
 @video_extra
 def test_a_file_cut_short_is_stylised_with_a_warning_naming_the_frames_read(tiny_model_dir, styles, tmp_path, capsys):
     frames = [np.random.default_rng(i).integers(0, 256, (48, 64, 3), dtype=np.uint8) for i in range(30)]
@@ -469,6 +472,7 @@ _KILLED_AT_FRAME_3 = """
 import os, signal, sys
 from stylemix.inference.api import Stylizer
 from stylemix.inference.cli import main
+from stylemix.inference.images import load_image
 
 real = Stylizer.stylize_video
 
@@ -485,6 +489,7 @@ sys.exit(main(sys.argv[1:]))
 
 @video_extra
 @pytest.mark.parametrize("name", ["out.mp4", "frames"])
+@pytest.mark.slow
 def test_sigterm_cleans_up_as_ctrl_c_does(name, tiny_model_dir, clip, styles, tmp_path):
     out = tmp_path / "out"
     out.mkdir()

@@ -16,7 +16,7 @@ from ..models.adain import AdaINModel
 from ..models.io import check_value
 
 from . import losses
-from .data import ImageFolder, PairBatches
+from .data import DataConfig, ImageFolder, PairBatches
 
 
 @dataclass
@@ -40,24 +40,6 @@ class AdaINLossConfig:
         check_value("loss.style_scales", self.style_scales,
                     len(self.style_scales) > 0 and all(0 < v <= 1 for v in self.style_scales), "factors in (0, 1]")
         check_value("loss.style_kind", self.style_kind, self.style_kind in ("mean_std", "gram"), '"mean_std" or "gram"')
-
-
-@dataclass
-class DataConfig:
-    content_dir: str = "../shared/data/train/content"
-    style_dir: str = "../shared/data/train/style"
-    crop: int = 128
-    content_short_side: tuple[int, int] = (128, 256)
-    style_short_side: tuple[int, int] = (128, 224)
-    batch_size: int = 8
-    seed: int = 0
-
-    def __post_init__(self):  # value checks; from_dict has checked the types
-        check_value("data.crop", self.crop, self.crop >= 1, "a positive number of pixels")
-        for name in ("content_short_side", "style_short_side"):
-            lo, hi = getattr(self, name)
-            check_value(f"data.{name}", [lo, hi], 1 <= lo <= hi, "[min, max] pixels with 1 <= min <= max")
-        check_value("data.batch_size", self.batch_size, self.batch_size >= 1, "at least 1")
 
 
 def rescale(x: torch.Tensor, s: float) -> torch.Tensor:

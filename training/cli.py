@@ -22,11 +22,13 @@ import torch
 
 from ..models import pretrained
 from ..models.adain import AdaINConfig
+from ..models.device import resolve_device
 from ..models.io import (CONFIG_FILE, DECODER_FILE, RetiredField, WeightsError, from_dict, load_into, load_json,
                          save_model_dir, to_dict)
 
-from .adain_task import AdaINLossConfig, AdaINTask, DataConfig
+from .adain_task import AdaINLossConfig, AdaINTask
 from .checkpoint import checkpoint_config, load_tensors, read_metadata
+from .data import DataConfig
 from .recipe import Recipe
 from .recipe import build_config as recipe_config
 from .runlog import record_init, resolve_init, run_totals
@@ -35,7 +37,7 @@ from .fast_task import make_task as distillation_task
 from .teacher_task import TeacherTrainConfig
 from .teacher_task import build_config as teacher_config
 from .stytr2_task import RECIPE as STYTR2_RECIPE
-from .trainer import RESUME_FREE, LoopConfig, ResumeMismatch, Trainer, resolve_device
+from .trainer import RESUME_FREE, LoopConfig, ResumeMismatch, Trainer
 
 
 @dataclass
@@ -160,8 +162,11 @@ def drive(args: argparse.Namespace, recipe: Recipe) -> int:
                 recipe, cfg = recipe_of(checkpoint_config(run / "checkpoint.safetensors"))
             print(f"wrote {recipe.export(cfg, run, Path(args.export))}")
             return 0
+        cfg.data.require_folders()
         torch.manual_seed(cfg.data.seed)
         device = resolve_device(args.device)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)  # before the task builds anything on the GPU
         if args.no_resume or not (run / "checkpoint.safetensors").is_file():  # a fresh start
             record_init(run, resolve_init(getattr(cfg, "init", "")))
         task = recipe.make_task(cfg, recipe.build_model(cfg), device, run)

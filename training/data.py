@@ -1,6 +1,6 @@
 """Folders of images -> deterministic random crops.
 
-Images are found recursively (JPEG, PNG, WebP, BMP); each crop resizes the short side to a random
+Images are found recursively (models/files.list_images); each crop resizes the short side to a random
 length, crops a square at a random place and flips half the time. Every batch is a pure function
 of (seed, step, rank), so a resumed run sees exactly the batches an uninterrupted run would, with no
 sampler state to save, and each DDP rank draws its own stream. Unreadable files are logged once and
@@ -10,23 +10,59 @@ from __future__ import annotations
 
 import logging
 import random
+from dataclasses import dataclass
 from pathlib import Path
+
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from ..models.files import IMAGE_EXTENSIONS, list_images
+from ..models.io import check_value
+
 log = logging.getLogger("stylemix.data")
-EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 
 
-def list_images(root: str | Path) -> list[Path]:
-    """Every image file under `root`, recursively, sorted (so indices are stable)."""
+@dataclass
+class DataConfig:
+    """Where a run's images are and how they are cropped (the `data` section of a training config)."""
+
+    content_dir: str = ""  # required: folder of content photos, searched recursively ("" = not given)
+    style_dir: str = ""  # required: folder of style images (paintings), searched recursively
+    crop: int = 128  # side of the square crops, px
+    content_short_side: tuple[int, int] = (128, 256)  # [min, max] px the content's short side is resized to
+    style_short_side: tuple[int, int] = (128, 224)  # the same for the style images
+    batch_size: int = 8  # images per step on each rank
+    seed: int = 0  # the batches are a function of (seed, step, rank)
+
+    def __post_init__(self):  # value checks; from_dict has checked the types
+        check_value("data.crop", self.crop, self.crop >= 1, "a positive number of pixels")
+        for name in ("content_short_side", "style_short_side"):
+            lo, hi = getattr(self, name)
+            check_value(f"data.{name}", [lo, hi], 1 <= lo <= hi, "[min, max] pixels with 1 <= min <= max")
+        check_value("data.batch_size", self.batch_size, self.batch_size >= 1, "at least 1")
+
+    def require_folders(self) -> None:
+        """ValueError naming data.content_dir and/or data.style_dir when either is not given: the image
+        folders have no default (a run states where its data is)."""
+        missing = [f"data.{name}" for name in ("content_dir", "style_dir") if not getattr(self, name)]
+        if missing:
+            raise ValueError(f"config field{'s' * (len(missing) > 1)} {' and '.join(missing)} not given: set the "
+                             f"image folder{'s' * (len(missing) > 1)} in the config's \"data\" section or with "
+                             f"--set {missing[0]}=DIR")
+
+
+def image_files(root: str | Path) -> list[Path]:
+    """The regular image files under `root` (see `list_images`) as paths, sorted as paths so indices are
+    stable; FileNotFoundError when the folder is missing or holds none."""
+    if str(root) == "":  # Path("") is the working directory: never read it by accident
+        raise ValueError("no image folder given (an empty path): set data.content_dir and data.style_dir")
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root}")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+    files = sorted(p for p in (root / rel for rel in list_images(root)) if p.is_file())
     if not files:
-        raise FileNotFoundError(f"no images ({', '.join(sorted(EXTENSIONS))}) under {root}")
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {root}")
     return files
 
 
@@ -35,7 +71,7 @@ class ImageFolder:
     `crop` x `crop`, flip horizontally half the time. Returns RGB float tensors in [0, 1]."""
 
     def __init__(self, root: str | Path, crop: int, short_side: tuple[int, int]):
-        self.root, self.files = Path(root), list_images(root)
+        self.root, self.files = Path(root), image_files(root)
         self.crop, self.short_side = crop, short_side
         self.bad: set[Path] = set()
 

@@ -6,7 +6,7 @@ crop, K in 1..max_styles style crops (a share `style_ink` of them turned into in
 `style_augment` changed in colour, contrast or texture, by training/augment.py), blend
 weights uniform on the simplex, alpha 1 for a share `alpha_one` of samples and uniform in [alpha_min, 1)
 otherwise. The teacher paints each content crop on a canvas with `frame` px of reflection around it, as the
-Stylizer does (inference/detail.Frame), and the crop is cut back out.
+Stylizer does (models/canvas.py), and the crop is cut back out.
 
 The cache lives in RUN_DIR/teacher/ as shards of `shard_size` samples, each written atomically; a shard on disk
 with the same tag is kept, so building resumes after a kill and `teacher.samples` can be raised later. The tag
@@ -31,17 +31,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from safetensors import SafetensorError, safe_open
 
 from ..models import pretrained
+from ..models.canvas import pad_border, unpad_border
 from ..models.io import DECODER_FILE, WeightsError, check_value, save_tensors, sha256, to_dict
 
-from .adain_task import DataConfig
 from . import external_teacher
 from .augment import change_styles
-from .data import ImageFolder, to_tensor
+from .data import DataConfig, ImageFolder, to_tensor
 from .external_teacher import EXTERNAL
 
 log = logging.getLogger("stylemix.train")
@@ -95,16 +94,6 @@ class Sample:
     alpha: float
     output: torch.Tensor | None = None  # (3, S, S): the teacher's stylisation (None before it is painted)
     index: int | None = None  # its index in the cache (draw and read set it)
-
-
-def frame(x: torch.Tensor, pad: int) -> torch.Tensor:
-    """(b, 3, h, w) with `pad` px of reflection on every side (the Stylizer's frame, inference/detail.Frame)."""
-    return F.pad(x, (pad, pad, pad, pad), mode="reflect") if pad else x
-
-
-def unframe(y: torch.Tensor, pad: int) -> torch.Tensor:
-    """The interior of a framed canvas (b, c, h + 2 pad, w + 2 pad) -> (b, c, h, w)."""
-    return y[..., pad:y.shape[-2] - pad, pad:y.shape[-1] - pad] if pad else y
 
 
 def teacher_id(name_or_path: str) -> dict[str, str]:
@@ -226,10 +215,10 @@ class TeacherCache:
 
     def paint(self, teacher, sample: Sample, device: torch.device) -> torch.Tensor:
         """The teacher's stylisation (3, S, S) of one sample, through the model contract, on a framed canvas."""
-        canvas = frame(sample.content[None].to(device), self.cfg.frame)
+        canvas = pad_border(sample.content[None].to(device), self.cfg.frame)
         codes = teacher.style_code(sample.styles.to(device))
         out = teacher.stylize(teacher.encode_content(canvas), codes, sample.weights.to(device), sample.alpha)
-        return unframe(out, self.cfg.frame)[0].cpu()
+        return unpad_border(out, self.cfg.frame)[0].cpu()
 
     def build(self, device: str | torch.device = "cpu", teacher=None) -> float | None:
         """Paint every missing shard (the teacher is loaded only if one is missing). Returns the teacher's

@@ -44,6 +44,7 @@ import torch
 
 from ..models import functional as Fn
 from ..models import pretrained
+from ..models.canvas import pad_border, unpad_border
 from ..models.fast import HINT_CHANNELS, FastConfig, FastModel, deepen, with_hint_stats
 from ..models.io import (CONFIG_FILE, DECODER_FILE, ENCODER_FILE, STYLES_FILE, WeightsError, check_value, from_dict,
                          load_into, load_json, save_codes, save_model_dir, to_dict)
@@ -51,10 +52,9 @@ from ..models.mixing import StatisticsMixing, StyleCode
 from ..models.vgg import tap_stride
 
 from . import losses
-from .adain_task import DataConfig
 from .checkpoint import load_tensors, read_metadata
-from .data import ImageFolder
-from .distill import Sample, TeacherCache, TeacherConfig, frame, unframe
+from .data import DataConfig, ImageFolder
+from .distill import Sample, TeacherCache, TeacherConfig
 from .recipe import Recipe
 from .recipe import build_config as recipe_config
 from .runlog import resolve_init, run_totals
@@ -175,7 +175,7 @@ class FastTask:
         """The student's stylisation (b, 3, S, S) of each sample, not clamped: encode the framed canvas and every
         style, mix each sample's own codes, weights and alpha (as at inference), decode the batch at once."""
         m, pad = self.model, self.cache.cfg.frame
-        feats = m.encode(frame(torch.stack([s.content for s in batch]).to(self.device), pad))
+        feats = m.encode(pad_border(torch.stack([s.content for s in batch]).to(self.device), pad))
         styles = torch.cat([s.styles for s in batch]).to(self.device)
         if m.hint is None:
             codes = m.style_code(styles)
@@ -187,7 +187,7 @@ class FastTask:
             targets.append(m.mix({t: v[i:i + 1] for t, v in feats.items()}, codes[at:at + k], s.weights.to(self.device),
                                  s.alpha))
             at += k
-        return unframe(m.decode({t: torch.cat([x[t] for x in targets]) for t in m.mix_taps}), pad)
+        return unpad_border(m.decode({t: torch.cat([x[t] for x in targets]) for t in m.mix_taps}), pad)
 
     def loss(self, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         """The step's loss and its parts (floats; 'batch' = images in the batch)."""

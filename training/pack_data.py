@@ -18,13 +18,13 @@ from pathlib import Path
 
 from PIL import Image
 
-from .data import list_images
+from .data import image_files
 
 
 def pack(src: Path, out: Path, short: int, limit: int, quality: int = 85, seed: int = 0) -> tuple[int, int]:
     """Re-encode SRC/{content,style} into OUT, alternating content and style files in a seeded order so a
     size limit keeps both in proportion. Returns (files written, bytes)."""
-    lists = {part: list_images(src / part) for part in ("content", "style")}
+    lists = {part: image_files(src / part) for part in ("content", "style")}
     for files in lists.values():
         random.Random(seed).shuffle(files)
     tagged = [[(part, f) for f in files] for part, files in lists.items()]

@@ -26,9 +26,8 @@ from ..models.io import check_value, save_model_dir, to_dict
 from ..models.stytr2 import StyTr2Config, StyTr2Model
 
 from . import losses
-from .adain_task import DataConfig
 from .checkpoint import load_tensors, read_metadata
-from .data import ImageFolder, PairBatches
+from .data import DataConfig, ImageFolder, PairBatches
 from .recipe import Recipe
 from .recipe import build_config as recipe_config
 from .trainer import LoopConfig

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..models.adain import AdaINConfig
-from .adain_task import DataConfig
+from .data import DataConfig
 from .distill import TeacherConfig
 from .external_teacher import STL
 from .fast_task import FastLossConfig

@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..models.device import resolve_device as available_device
+from ..models.device import resolve_device
 from ..models.io import ConfigError, atomic_write, check_value, from_dict, to_dict
 from ..models.precision import auto_dtype
 
@@ -105,17 +105,6 @@ def fill_defaults(saved: Any, defaults: Any) -> Any:
     return {**{k: v for k, v in defaults.items() if k not in saved}, **out}
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """`device` (checked to exist here, see models/device.py), except that a bare 'cuda' under torchrun
-    becomes this rank's GPU (cuda:LOCAL_RANK)."""
-    device = available_device(device)
-    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
-        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    return device
-
-
 def open_tensorboard(log_dir: Path, purge_step: int | None = None):
     """A SummaryWriter when the `tensorboard` package is installed, else None."""
     try:
@@ -148,6 +137,8 @@ class Trainer:
         self.task, self.loop, self.out = task, loop, Path(out_dir)
         self.run_config, self.resume_ignore, self.config_cls = run_config, resume_ignore, config_cls
         self.device = resolve_device(device)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)  # this rank's GPU for NCCL and un-indexed allocations
         if loop.precision == "fp16" and self.device.type != "cuda":
             raise ValueError("loop.precision 'fp16' needs a CUDA device; use 'bf16' or 'auto' on CPU")
         self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1

@@ -37,13 +37,11 @@ import tempfile
 import threading
 import time
 import webbrowser
-from collections import OrderedDict
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Callable, Iterator, Literal, Optional
+from typing import Callable, Literal, Optional
 
 import torch
 from fastapi import FastAPI, Request
@@ -61,10 +59,10 @@ from ..commands.demo import DEFAULT_STYLES, PHOTOS
 from ..commands.stylize import parse_style_spec
 from ..images import load_image, save_image, to_pil
 from ..styles import list_styles
+from .sessions import AppError, Session, Sessions, lru_put
 
 MAX_STYLES = 4
 MAX_SEQ = 2**53 - 1  # the page's preview counter is a JavaScript number: exact up to here
-EXPIRED = "this page's session has expired (the server restarted or too many tabs were opened); reload the page"
 STATIC = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
 # The page may load only what this server sends (no CDN, no fonts, no trackers); previews are blob: URLs.
 CSP = "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'; form-action 'none'"
@@ -97,14 +95,6 @@ class AppConfig:
                 raise ValueError(f"{name} must be at least 16 px, got {getattr(self, name)}")
 
 
-class AppError(Exception):
-    """A message for the page (shown to the person) with an HTTP status; the server keeps serving."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-
 # --- request bodies -----------------------------------------------------------------------------------
 
 class StyleIn(BaseModel):
@@ -133,82 +123,6 @@ class SweepIn(BaseModel):
     alpha: float = Field(1.0, ge=0, le=1, allow_inf_nan=False)
     preserve_color: Optional[Literal["luminance", "match", "histogram"]] = None
     labels: dict[str, str] = Field(default_factory=dict, max_length=2 * MAX_STYLES + 2)
-
-
-# --- sessions -----------------------------------------------------------------------------------------
-
-@dataclass
-class Session:
-    """One tab's images and caches. `folder` holds its uploads and renders under server-chosen names."""
-
-    id: str
-    folder: Path
-    uploads: OrderedDict = field(default_factory=OrderedDict)  # id -> file
-    results: OrderedDict = field(default_factory=OrderedDict)  # id -> rendered PNG
-    codes: OrderedDict = field(default_factory=OrderedDict)  # (model role, ref) -> style code
-    content: OrderedDict = field(default_factory=OrderedDict)  # (model role, ref, size) -> EncodedContent
-    latest_seq: int = -1  # the newest preview the page asked for
-    dropped: bool = False  # evicted: its folder is gone and nothing may be written for it any more
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def ask(self, seq: int) -> None:
-        """Record that the page asked for preview number `seq`."""
-        with self.lock:
-            self.latest_seq = max(self.latest_seq, seq)
-
-    @contextmanager
-    def writing(self) -> Iterator[Path]:
-        """Hold the session while writing into its folder (yielded, created on first use): AppError 404 once it
-        was dropped, so a request that raced the eviction never recreates the removed folder."""
-        with self.lock:
-            if self.dropped:
-                raise AppError(404, EXPIRED)
-            self.folder.mkdir(parents=True, exist_ok=True)
-            yield self.folder
-
-    def drop(self) -> None:
-        """Forget the session and remove its folder (waits for a write in progress)."""
-        with self.lock:
-            self.dropped = True
-            shutil.rmtree(self.folder, ignore_errors=True)
-
-
-class Sessions:
-    """Sessions by id, least recently used first; dropping one removes its folder."""
-
-    def __init__(self, root: Path, limit: int):
-        self.root, self.limit = root, limit
-        self._items: OrderedDict[str, Session] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def new(self) -> Session:
-        sid = secrets.token_urlsafe(18)
-        s = Session(sid, self.root / sid)
-        with self._lock:
-            self._items[sid] = s
-            while len(self._items) > self.limit:
-                _, old = self._items.popitem(last=False)
-                old.drop()
-        return s
-
-    def get(self, sid: str) -> Session:
-        with self._lock:
-            s = self._items.get(sid)
-            if s is None:
-                raise AppError(404, EXPIRED)
-            self._items.move_to_end(sid)
-            return s
-
-    def ids(self) -> list[str]:
-        with self._lock:
-            return list(self._items)
-
-
-def _put(cache: OrderedDict, key, value, limit: int) -> list:
-    """Add to an LRU cache of at most `limit` entries; returns the values dropped."""
-    cache[key] = value
-    cache.move_to_end(key)
-    return [cache.popitem(last=False)[1] for _ in range(len(cache) - limit)]
 
 
 # --- the application ----------------------------------------------------------------------------------
@@ -300,14 +214,14 @@ class Blender:
         for ref in refs:
             key = (role, ref)
             if key not in s.codes:
-                _put(s.codes, key, st.style_codes([self.style(s, ref)], self.config.style_size)[0], 4 * MAX_STYLES)
+                lru_put(s.codes, key, st.style_codes([self.style(s, ref)], self.config.style_size)[0], 4 * MAX_STYLES)
             out.append(s.codes[key])
         return out
 
     def encoded(self, s: Session, role: str, ref: str, size: int) -> EncodedContent:
         key = (role, ref, size)
         if key not in s.content:
-            _put(s.content, key, self.models[role].encode_content(self.photo(s, ref), size), 1)  # the current photo
+            lru_put(s.content, key, self.models[role].encode_content(self.photo(s, ref), size), 1)  # the current photo
         return s.content[key]
 
     # --- the work ---
@@ -323,7 +237,7 @@ class Blender:
             path.unlink(missing_ok=True)
             raise AppError(400, str(e).replace(str(path), "the uploaded file")) from None
         with s.writing():  # a photo and a style may be uploaded at once; dropped meanwhile: its folder is gone
-            for gone in _put(s.uploads, uid, path, self.config.max_uploads):
+            for gone in lru_put(s.uploads, uid, path, self.config.max_uploads):
                 gone.unlink(missing_ok=True)
         return {"id": uid, "ref": f"upload:{uid}", "width": x.shape[-1], "height": x.shape[-2]}
 
@@ -362,7 +276,7 @@ class Blender:
             save_image(img, folder / f"{rid}.png", metadata={"Software": f"stylemix {_version()}",
                                                              "stylemix:blend": json.dumps(meta),
                                                              "stylemix:command": command})
-            for gone in _put(s.results, rid, folder / f"{rid}.png", 3):
+            for gone in lru_put(s.results, rid, folder / f"{rid}.png", 3):
                 gone.unlink(missing_ok=True)
         return {"url": f"/api/s/{s.id}/result/{rid}", "width": img.size[0], "height": img.size[1],
                 "command": command, "metadata": meta}

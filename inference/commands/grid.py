@@ -64,6 +64,7 @@ def check_layout(n_styles: int, steps: int, alpha_sweep: bool, alpha_axis: bool)
 
 
 def run(args) -> int:
+    from ...models.functional import check_alpha
     from ..api import Stylizer
     from .stylize import parse_style_spec
     from ..grid import LETTERS
@@ -75,8 +76,7 @@ def run(args) -> int:
         raise UsageError("grid weights are set by the grid itself; give --style without ':WEIGHT' "
                          "(weights are allowed with --alpha-sweep)")
     layout = check_layout(len(sources), args.steps, args.alpha_sweep, args.alpha_axis)
-    if not 0.0 <= args.alpha <= 1.0:
-        raise UsageError(f"--alpha must be in [0, 1], got {args.alpha}")
+    check_alpha(args.alpha, "--alpha")
     if args.cell_size < 16 or args.style_size < 16:
         raise UsageError("--cell-size and --style-size must be at least 16 pixels")
     if (args.batch_size is not None and args.batch_size < 1):

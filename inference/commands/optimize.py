@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from ..cli import UsageError
-from .stylize import parse_style_spec
+from .stylize import parse_styles
 
 
 def add_parser(sub) -> None:
@@ -62,11 +62,7 @@ def _check(args) -> tuple[list[str], list[float], Path]:
     """Validate everything cheap before the encoder loads. Returns (style paths, weights, output)."""
     from ..images import check_image_file, check_outputs
 
-    specs = [parse_style_spec(s) for s in args.style]
-    sources = [s for s, _ in specs]
-    weights = [1.0 if w is None else w for _, w in specs]
-    if sum(weights) <= 0:
-        raise UsageError("all --style weights are zero; at least one must be positive")
+    sources, weights = parse_styles(args.style)
     for s in sources:
         if not Path(s).exists():
             raise FileNotFoundError(f"style image not found: {s} (optimize needs style image files)")

@@ -31,6 +31,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     import torch
 
+    from ...models.functional import check_alpha
     from .. import styles as S
     from ..api import Stylizer
     from ..grid import grid_image
@@ -43,8 +44,7 @@ def run(args) -> int:
     if not names:
         raise UsageError("no styles to render" + (f" matching {args.match!r}" if args.match else "") +
                          "; see 'stylemix styles'")
-    if not 0.0 <= args.alpha <= 1.0:
-        raise UsageError(f"--alpha must be in [0, 1], got {args.alpha}")
+    check_alpha(args.alpha, "--alpha")
     if args.cell_size < 16 or args.cols < 0 or (args.batch_size is not None and args.batch_size < 1):
         raise UsageError("--cell-size must be at least 16, --cols non-negative and --batch-size at least 1")
     content = check_image_file(args.content, "content image")

@@ -91,6 +91,16 @@ def parse_style_spec(spec: str) -> tuple[str, float | None]:
     return head, weight
 
 
+def parse_styles(specs: list[str]) -> tuple[list[str], list[float]]:
+    """--style arguments -> (sources, weights), weight 1 where a spec gives none; UsageError when every weight
+    is zero."""
+    parsed = [parse_style_spec(s) for s in specs]
+    weights = [1.0 if w is None else w for _, w in parsed]
+    if sum(weights) <= 0:
+        raise UsageError("all --style weights are zero; at least one must be positive")
+    return [s for s, _ in parsed], weights
+
+
 def _number(text: str) -> float | None:
     text = text.strip()
     try:
@@ -113,7 +123,7 @@ def _is_builtin(name: str) -> bool:
 
 def content_files(inputs: list[str]) -> tuple[list[Path], bool]:
     """Expand folders into their images (sorted). Returns (files, many) where many means -o is a folder."""
-    from ..images import IMAGE_EXTENSIONS  # imported here: `stylemix --help` stays free of torch
+    from ...models.files import IMAGE_EXTENSIONS  # imported here: `stylemix --help` stays free of torch
 
     files: list[Path] = []
     many = len(inputs) > 1
@@ -134,7 +144,7 @@ def content_files(inputs: list[str]) -> tuple[list[Path], bool]:
 
 def output_paths(files: list[Path], output: str, many: bool) -> list[Path]:
     """Where each content's result goes: OUT itself, or OUT/<stem>.png for folders and several inputs."""
-    from ..images import IMAGE_EXTENSIONS
+    from ...models.files import IMAGE_EXTENSIONS
 
     out = Path(output)
     if many or out.is_dir() or output.endswith(("/", os.sep)):
@@ -207,17 +217,12 @@ def check_masks_and_tiles(args, n_styles: int) -> list[Path]:
 def run(args) -> int:
     from tqdm import tqdm
 
-    from ...models.functional import validate_weights
+    from ...models.functional import check_alpha, validate_weights
     from ..api import Stylizer
     from ..images import check_outputs, check_side_limit, planned_size, save_image
 
-    specs = [parse_style_spec(s) for s in args.style]
-    sources = [s for s, _ in specs]
-    weights = [1.0 if w is None else w for _, w in specs]
-    if sum(weights) <= 0:
-        raise UsageError("all --style weights are zero; at least one must be positive")
-    if not 0.0 <= args.alpha <= 1.0:
-        raise UsageError(f"--alpha must be in [0, 1], got {args.alpha}")
+    sources, weights = parse_styles(args.style)
+    check_alpha(args.alpha, "--alpha")
     max_size = (0 if args.tile else 1024) if args.max_size is None else args.max_size
     style_scale = (0 if args.tile else 1.0) if args.style_scale is None else args.style_scale
     if not (0 <= style_scale < float("inf")):

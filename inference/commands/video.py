@@ -53,6 +53,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from ...models.functional import check_alpha
     from .. import video as V
     from ..api import Stylizer
     from .stylize import parse_style_spec
@@ -65,8 +66,7 @@ def run(args) -> int:
     weights = None if args.keyframe else [1.0 if w is None else w for _, w in specs]
     if weights is not None and sum(weights) <= 0:
         raise UsageError("all --style weights are zero; at least one must be positive")
-    if not 0.0 <= args.alpha <= 1.0:
-        raise UsageError(f"--alpha must be in [0, 1], got {args.alpha}")
+    check_alpha(args.alpha, "--alpha")
     if args.max_size < 0 or 0 < args.max_size < 16 or args.style_size < 16:
         raise UsageError("--max-size (0 = keep the size) and --style-size must be at least 16 pixels")
     if not (0 <= args.style_scale < float("inf")):
