@@ -37,6 +37,7 @@ def measure(name: str | None, args) -> dict:
 
     from stylemix.inference.api import Stylizer
     from stylemix.inference.app.server import AppConfig, create_app
+    from stylemix.models.pretrained import DEFAULT_MODEL
 
     stylizer = Stylizer.from_pretrained(name, dtype=args.dtype)
     app = create_app(stylizer, config=AppConfig(preview_size=args.size))
@@ -65,7 +66,7 @@ def measure(name: str | None, args) -> dict:
             cpus.append(cpu)
     finally:
         app.state.blender.close()
-    return {"model": name or "default (adain-vgg16-v2)", "size": args.size, "changes": args.changes,
+    return {"model": name or f"default ({DEFAULT_MODEL})", "size": args.size, "changes": args.changes,
             "first_ms": round(first, 1), "median_ms": round(statistics.median(walls), 1),
             "p90_ms": round(percentile(walls, 0.9), 1), "compute_median_ms": round(statistics.median(computes), 1),
             "compute_p90_ms": round(percentile(computes, 0.9), 1),

@@ -76,7 +76,7 @@ def farthest_points(vectors: torch.Tensor, k: int) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="data root (default ../shared/data)")
+    p.add_argument("--data", required=True, help="data root: the paintings are under train/style/<movement>/")
     p.add_argument("--out", default=str(ROOT / "weights" / "styles"), help="bank folder (default weights/styles)")
     p.add_argument("--encoder", default="vgg16-hed", help="encoder id (default vgg16-hed)")
     p.add_argument("--per-movement", type=int, default=5, help="styles per movement (default 5)")

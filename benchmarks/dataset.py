@@ -118,9 +118,11 @@ def run_config(model: str, procs: int, src: Path, styles: Path, args, tmp: Path)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from stylemix.models.pretrained import DEFAULT_MODEL
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", nargs="+", default=["adain-vgg16-v2", "adain-fast"],
-                   help="weights dirs or names; missing ones are skipped (default: adain-vgg16-v2 adain-fast)")
+    p.add_argument("--models", nargs="+", default=[DEFAULT_MODEL, "adain-fast"],
+                   help=f"weights dirs or names; missing ones are skipped (default: {DEFAULT_MODEL} adain-fast)")
     p.add_argument("--images", type=int, default=16, help="content images (default: 16)")
     p.add_argument("--size", type=int, default=224, help="content size in pixels (default: 224)")
     p.add_argument("--procs", type=int, nargs="+", default=[1, 2], help="process counts to time (default: 1 2)")

@@ -1,10 +1,10 @@
 """Multi-modal style transfer next to plain AdaIN, with the quality benchmark's metrics.
 
-    python benchmarks/multimodal_eval.py --checkpoint runs/a/checkpoint.safetensors --pairs 20 --modes 1 3 5
-    python benchmarks/multimodal_eval.py --model weights/adain-vgg16 --smoothness 0.3 --json mm.json
+    python benchmarks/multimodal_eval.py --data DATA/eval --checkpoint runs/a/checkpoint.safetensors --pairs 20 --modes 1 3 5
+    python benchmarks/multimodal_eval.py --data DATA/eval --model weights/adain-vgg16 --smoothness 0.3 --json mm.json
 
 Scores plain AdaIN and `models.multimodal` with K modes per style on the first N balanced pairs of
-../shared/data/eval (benchmarks.quality.select_pairs), at 256 px long side, with style_stat / content /
+--data (benchmarks.quality.select_pairs), at 256 px long side, with style_stat / content /
 edges from benchmarks/_metrics.py. Times are generation wall time per image on this machine, split into
 the stages multi-modal adds: style modes (style encode + k-means) and matching (graph cut + per-region
 AdaIN). Also prints how the content was split: modes used per image and the share of the largest region.
@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:  # run as a script from a clean clone
     sys.path.insert(0, str(ROOT))
 
 from benchmarks._metrics import METRICS, Evaluator  # noqa: E402
-from benchmarks.quality import (DEFAULT_DATA, EvalSet, format_table, load_checkpoint_model,  # noqa: E402
+from benchmarks.quality import (EvalSet, format_table, load_checkpoint_model,  # noqa: E402
                                 model_maker, quantize, run_method, select_pairs)
 from stylemix.models import multimodal as MM  # noqa: E402
 from stylemix.models.io import atomic_write  # noqa: E402
@@ -75,7 +75,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", metavar="PATH", help="training checkpoint.safetensors")
     src.add_argument("--model", metavar="DIR", help="weights directory or built-in name")
-    ap.add_argument("--data", default=str(DEFAULT_DATA), help=f"folder with content/ and style/ (default {DEFAULT_DATA})")
+    ap.add_argument("--data", required=True, help="the evaluation set: a folder with content/ and style/")
     ap.add_argument("--size", type=int, default=256, help="long side of every image in pixels (default 256)")
     ap.add_argument("--pairs", type=int, default=20, help="first N balanced pairs (default 20)")
     ap.add_argument("--modes", type=int, nargs="+", default=[1, 3, 5], help="K values to run (default 1 3 5)")

@@ -1,9 +1,9 @@
 """Quality benchmark: style_stat, content and edges (see benchmarks/_metrics.py) on the evaluation pairs.
 
-    python benchmarks/quality.py --checkpoint runs/a/checkpoint.safetensors --json q.json
-    python benchmarks/quality.py --model weights/adain-vgg16 --pairs 34 --no-stl --save-grid grid.png
+    python benchmarks/quality.py --data DATA/eval --checkpoint runs/a/checkpoint.safetensors --json q.json
+    python benchmarks/quality.py --data DATA/eval --model weights/adain-vgg16 --pairs 34 --no-stl --save-grid grid.png
 
-Every content x style pair of ../shared/data/eval (10 x 17 = 170) is stylised as a user would: the
+Every content x style pair of --data (the public evaluation set: 10 x 17 = 170) is stylised as a user would: the
 content at `--size` px on the long side (default 512; use 1024 too), the style image as it is, each model
 through `Stylizer.stylize` with its default settings. Outputs are then scored at `--score-size` px (256)
 with the default VGG16 encoder (style_stat, content, edges), and at the size they were made for artefacts
@@ -38,7 +38,6 @@ from benchmarks._metrics import (ARTEFACTS, HIGHER_IS_BETTER, METRICS, ContentRe
                                  Stats, artefacts)
 from stylemix.models.io import WeightsError, atomic_write  # noqa: E402
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "eval"
 STL_RUNNER = Path(__file__).resolve().parent / "_stl_runner.py"
 STL_VERSION = "0.1.0"
 COLUMNS = (*METRICS, *ARTEFACTS)
@@ -352,7 +351,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="weights directory or built-in name (repeatable; label = its folder name)")
     ap.add_argument("--checkpoint", action="append", default=[], metavar="PATH",
                     help="training checkpoint.safetensors (repeatable; label = RUN@STEP)")
-    ap.add_argument("--data", default=str(DEFAULT_DATA), help=f"folder with content/ and style/ (default {DEFAULT_DATA})")
+    ap.add_argument("--data", required=True, help="the evaluation set: a folder with content/ and style/")
     ap.add_argument("--size", type=int, default=512,
                     help="long side the contents are stylised at, in pixels (default 512; check 1024 too)")
     ap.add_argument("--score-size", type=int, default=256,

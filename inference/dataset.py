@@ -231,7 +231,7 @@ def stylize_dataset(src: str | os.PathLike, dst: str | os.PathLike, styles: Sequ
         per_image: stylised copies per content image, each with its own draw.
         blend: each output blends 2 drawn styles with a drawn weight, instead of 1 style.
         alpha: stylisation strength in [0, 1].
-        model: weights dir or name (default 'adain-vgg16-v2').
+        model: weights dir or name (default: models.pretrained.DEFAULT_MODEL).
         device: torch device (default: see `models.device.local_device`). dtype: 'auto', 'fp32' or 'bf16'.
         max_size: long side contents are downscaled to (None or 0: keep their size).
         style_size: long side style images are encoded at.

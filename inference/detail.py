@@ -17,7 +17,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..models.functional import luma
+
 from .images import fit_size
+
+# Long side the model paints at with style_scale=1: a larger image is stylised at this size and lifted to
+# full size by `guided_upsample`, so strokes keep the same size relative to the image from 512 px to 4K
+# instead of shrinking to noise.
+WORK_SIZE = 512
 
 
 def box(x: torch.Tensor, r: int) -> torch.Tensor:
@@ -65,3 +72,20 @@ def guided_upsample(low: torch.Tensor, guide_low: torch.Tensor, guide: torch.Ten
     slope = box(cov / (var + eps), radius)  # (b, c, h, w)
     detail = guide - resize(guide_low, size)  # (b, 1, H, W): what the working size could not hold
     return (resize(low, size) + resize(slope, size) * detail).clamp(0, 1)
+
+
+def work_size(style_scale: float | None) -> int | None:
+    """Long side the model paints at for a stroke size (None: full resolution): WORK_SIZE / style_scale."""
+    if style_scale is None:
+        return None
+    if not (isinstance(style_scale, (int, float)) and 0 < style_scale < float("inf")):
+        raise ValueError(f"style_scale must be a positive number (1 = default strokes) or None, got {style_scale!r}")
+    return max(16, round(WORK_SIZE / style_scale))
+
+
+def lift(out: torch.Tensor, painted: torch.Tensor, full: torch.Tensor) -> torch.Tensor:
+    """The stylised image at the working size (b, 3, h, w) -> at full size, guided by the photo's detail
+    (`painted` is the photo at the working size, `full` at full size)."""
+    if out.shape[-2:] == full.shape[-2:]:
+        return out
+    return guided_upsample(out, luma(painted.to(out)), luma(full.to(out)))

@@ -153,7 +153,8 @@ def _check_choices(optimizer: str, init: str, preserve_color: str | None, steps:
 def _initial(init: str, content: torch.Tensor, styles: Sequence[torch.Tensor], weights: torch.Tensor,
              seed: int, device: torch.device, model: str | None) -> torch.Tensor:
     """The full-size starting image (1, 3, h, w): the content, uniform noise from `seed`, or the fast
-    model's stylisation (`model`, default weights/adain-vgg16-v2) of the content with the same weighted styles."""
+    model's stylisation (`model`, default models.pretrained.DEFAULT_MODEL) of the content with the same weighted
+    styles."""
     if init == "content":
         return content.clone()
     if init == "noise":
@@ -212,7 +213,7 @@ def optimize(
         content_weight, style_weight, tv_weight: loss weights (>= 0).
         content_layers, style_layers: VGG taps, e.g. ('relu4_1',).
         init: 'content', 'noise' (uniform, from `seed`) or 'adain' (the fast model's output).
-        init_model: weights dir or name of the fast model for init='adain' (default: adain-vgg16-v2).
+        init_model: weights dir or name of the fast model for init='adain' (default: models.pretrained.DEFAULT_MODEL).
         scales: pyramid levels (1 = single scale).
         style_scale: style images are resized so their longest side is this times the result's.
         max_size: longest side of the content (and result); None keeps the image size.

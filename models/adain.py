@@ -22,7 +22,16 @@ class AdaINConfig:
     style_taps: tuple[str, ...] = DEFAULT_TAPS  # taps whose statistics make a StyleCode
 
 
-@register_model("adain", AdaINConfig)
+# What to do when weights of this model are missing (the default among them); the recipes that train it.
+WEIGHTS_HELP = ("no trained decoder is installed (looked for {where}); train one with 'stylemix train --out runs/a' "
+                "then 'stylemix train --out runs/a --export weights/{name}', or convert the original AdaIN weights "
+                "with 'stylemix weights convert adain --vgg vgg_normalised.pth --decoder decoder.pth -o DIR' and "
+                "pass --model DIR")
+RECIPES = {"adain": "stylemix.training.cli:ADAIN_RECIPE",  # training/adain_task.py
+           "adain-teacher": "stylemix.training.cli:TEACHER_RECIPE"}  # toward an external teacher: teacher_task.py
+
+
+@register_model("adain", AdaINConfig, weights_help=WEIGHTS_HELP, recipes=RECIPES)
 class AdaINModel(StatisticsMixing, nn.Module):
     """One content image + K weighted styles -> one stylised image, in one forward pass.
 

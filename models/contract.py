@@ -18,8 +18,9 @@ discovered by probing for methods.
 Models that mix per-tap feature statistics (the AdaIN family) also satisfy `StatisticsModel`; the
 capabilities `tiling`, `modes` and `style_bank` say a model does, and only then do callers use it so.
 
-Adding a model = one file under models/ implementing `StyleModel` + an entry in `registry._BUILTIN`
-(+ a training recipe in training/ if it is to be trained); nothing in inference/ changes.
+Adding a model = one file under models/ implementing `StyleModel`, registered with `registry.register_model`
+(its entry holds the message for missing weights and the names of its training recipes; a built-in model is
+also listed in `registry._BUILTIN`); nothing in inference/ or training/cli.py changes.
 
 Letters: k - styles, n - output images, b - batch, h/w - height/width.
 """

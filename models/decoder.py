@@ -70,6 +70,23 @@ def upsample2x(x: torch.Tensor, mode: str) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
 
 
+def drop_skips(state: dict[str, torch.Tensor], old: DecoderConfig, new: DecoderConfig,
+               prefix: str = "") -> dict[str, torch.Tensor]:
+    """`old`'s decoder weights (keys under `prefix`) for `new`, the same decoder reading only some of old's skips.
+
+    A skip's channels follow the path's in the first conv after its upsample (forward's concatenation), so
+    dropping it drops that conv's trailing input channels; every other weight is kept as it is.
+    """
+    if {**vars(old), "skips": ()} != {**vars(new), "skips": ()} or not set(new.skips) <= set(old.skips):
+        raise ValueError(f"drop_skips keeps the decoder and drops skips; cannot go from {old} to {new}")
+    widths = [c_in for kind, c_in, _ in decoder_plan(new) if kind == "conv"]
+    out = dict(state)
+    for j, c_in in enumerate(widths):
+        key = f"{prefix}convs.{j}.weight"
+        out[key] = state[key][:, :c_in].contiguous()
+    return out
+
+
 def plan_out(plan: list[tuple[str, int, int]]) -> int:
     return next(c_out for kind, _, c_out in reversed(plan) if kind == "conv")
 

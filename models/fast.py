@@ -173,7 +173,13 @@ def fast_hint(config: FastConfig) -> StyleHint:
                      {t: c for t, c in zip(taps, config.widths) if t in read})
 
 
-@register_model("adain-fast", FastConfig)
+WEIGHTS_HELP = ("no {name} weights are installed (looked for {where}); distil them from the default model with "
+                "'stylemix train --model adain-fast --config training/configs/adain-fast.json --out runs/fast' then "
+                "'stylemix train --out runs/fast --export weights/{name}' (training/fast_task.py)")
+
+
+@register_model("adain-fast", FastConfig, weights_help=WEIGHTS_HELP,
+                recipes={"adain-fast": "stylemix.training.fast_task:RECIPE"})
 class FastModel(StatisticsMixing, nn.Module):
     """One content image + K weighted styles -> one stylised image, in one pass of a small network.
 

@@ -364,15 +364,21 @@ def preserve_color(image: torch.Tensor, content: torch.Tensor, mode: str | None)
             colour mean and covariance, `match_color`) or 'histogram' (the content's per-channel histograms,
             `match_histogram`).
     """
-    if mode is None:
+    if check_preserve_color(mode) is None:
         return image
     if mode == "luminance":
         return keep_luminance(image, content)
     if mode == "match":
         return match_color(image, content)
-    if mode == "histogram":
-        return match_histogram(image, content).clamp(0, 1)
-    raise ValueError(f"preserve_color must be None or one of {PRESERVE_COLOR}, got {mode!r}")
+    return match_histogram(image, content).clamp(0, 1)
+
+
+def check_preserve_color(mode: str | None) -> str | None:
+    """The one check of a colour preservation mode: `mode` when it is None or one of PRESERVE_COLOR, else
+    ValueError naming them."""
+    if mode is not None and mode not in PRESERVE_COLOR:
+        raise ValueError(f"preserve_color must be None or one of {PRESERVE_COLOR}, got {mode!r}")
+    return mode
 
 
 def resize_weights(weights: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -216,7 +216,14 @@ class CAPE(nn.Module):
         return F.interpolate(pos, size=grid.shape[-2:], mode="bilinear", align_corners=False)
 
 
-@register_model("stytr2", StyTr2Config)
+WEIGHTS_HELP = ("no StyTr² weights are installed (looked for {where}); convert the published release with "
+                "'stylemix weights convert stytr2 --vgg vgg_normalised.pth --decoder decoder_iter_160000.pth "
+                "--transformer transformer_iter_160000.pth --embedding embedding_iter_160000.pth -o weights/{name}', "
+                "or train one with 'stylemix train --model stytr2 --out runs/stytr2' and export it there")
+
+
+@register_model("stytr2", StyTr2Config, weights_help=WEIGHTS_HELP,
+                recipes={"stytr2": "stylemix.training.stytr2_task:RECIPE"})
 class StyTr2Model(nn.Module):
     """One content image + K weighted styles -> one stylised image, in one forward pass.
 

@@ -253,9 +253,9 @@ def test_bf16_autocast_close_to_fp32(tiny_model_dir):
 
 
 def test_style_scale_paints_at_the_working_size_and_returns_full_size(stylizer, monkeypatch):
-    import stylemix.inference.api as api
+    import stylemix.inference.detail as detail
 
-    monkeypatch.setattr(api, "WORK_SIZE", 32)  # tiny images in tests: work at 32 px on the long side
+    monkeypatch.setattr(detail, "WORK_SIZE", 32)  # tiny images in tests: work at 32 px on the long side
     calls = []
     original = stylizer.model.encode
     monkeypatch.setattr(stylizer.model, "encode", lambda x: calls.append(tuple(x.shape[-2:])) or original(x))

@@ -26,8 +26,8 @@ pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from stylemix.inference.api import Stylizer  # noqa: E402
-from stylemix.inference.app.server import (AppConfig, AppError, BlendIn, bundled_photo, create_app,  # noqa: E402
-                                          listen)
+from stylemix.inference.app.server import AppConfig, AppError, BlendIn, bundled_photo, create_app  # noqa: E402
+from stylemix.inference.app.serving import listen  # noqa: E402
 from stylemix.inference.cli import main  # noqa: E402
 from stylemix.inference.commands.demo import DEFAULT_STYLES  # noqa: E402
 from stylemix.inference.styles import list_styles  # noqa: E402

@@ -19,7 +19,8 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from stylemix.inference.api import Stylizer  # noqa: E402
-from stylemix.inference.app.server import AppConfig, create_app, listen  # noqa: E402
+from stylemix.inference.app.server import AppConfig, create_app  # noqa: E402
+from stylemix.inference.app.serving import listen  # noqa: E402
 
 pytestmark = pytest.mark.slow  # a real browser against a live server
 

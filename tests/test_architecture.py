@@ -72,3 +72,15 @@ def test_nothing_outside_models_asks_a_model_what_it_can_do_with_hasattr():
     files = [*(ROOT / "inference").rglob("*.py"), *(ROOT / "benchmarks").rglob("*.py")]
     bad = [str(f.relative_to(ROOT)) for f in files if "hasattr(" in f.read_text()]
     assert not bad, f"use model.capabilities (models/contract.py) instead of hasattr in {bad}"
+
+
+def test_models_import_neither_training_nor_inference():
+    mods = _modules()
+    bad = [f"{m} imports {t}" for m, (f, pkg) in mods.items() if m.startswith("stylemix.models")
+           for t, _ in _imports(m, f, pkg, set(mods)) if t.startswith(("stylemix.training", "stylemix.inference"))]
+    assert not bad, bad
+
+
+def test_every_module_holds_one_idea_in_at_most_500_lines():
+    sizes = {str(f.relative_to(ROOT)): len(f.read_text().splitlines()) for f, _ in _modules().values()}
+    assert len(sizes) > 50 and not {f: n for f, n in sizes.items() if n > 500}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stylemix.models.decoder import Decoder, DecoderConfig, decoder_plan
+from stylemix.models.decoder import Decoder, DecoderConfig, decoder_plan, drop_skips
 from stylemix.models.vgg import EncoderConfig, VGGEncoder
 
 UP = ("up", 0, 0)
@@ -94,3 +94,18 @@ def test_unknown_from_tap_is_named():
     for tap in ("relu3_4", "conv4_1", "pool3"):
         with pytest.raises(ValueError, match=tap):
             decoder_plan(DecoderConfig("vgg16", tap))
+
+
+def test_dropping_skips_keeps_the_decoder_as_if_they_were_zero():
+    torch.manual_seed(0)
+    old_cfg = DecoderConfig("vgg16", "relu4_1", skips=("relu3_1", "relu2_1", "relu1_1"), width=0.25)
+    new_cfg = DecoderConfig("vgg16", "relu4_1", skips=("relu3_1",), width=0.25)
+    old, new = Decoder(old_cfg), Decoder(new_cfg)
+    new.load_state_dict(drop_skips(old.state_dict(), old_cfg, new_cfg))
+    feat, s3 = torch.randn(1, 512, 2, 3), torch.randn(1, 256, 4, 6)
+    zeros = {"relu2_1": torch.zeros(1, 128, 8, 12), "relu1_1": torch.zeros(1, 64, 16, 24)}
+    torch.testing.assert_close(new(feat, {"relu3_1": s3}), old(feat, {"relu3_1": s3, **zeros}))
+    live = {"relu2_1": torch.randn(1, 128, 8, 12), "relu1_1": torch.randn(1, 64, 16, 24)}
+    assert not torch.allclose(new(feat, {"relu3_1": s3}), old(feat, {"relu3_1": s3, **live}))
+    with pytest.raises(ValueError, match="drops skips"):
+        drop_skips(new.state_dict(), new_cfg, old_cfg)

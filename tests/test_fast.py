@@ -668,6 +668,24 @@ def test_one_command_paints_trains_and_exports_a_model_the_stylizer_loads(tmp_pa
     assert y.shape == (1, 3, 40, 48) and torch.isfinite(y).all()
 
 
+def test_a_distillation_without_bank_data_stops_before_painting(tmp_path, tiny_model_dir, capsys):
+    from stylemix.training.cli import main
+    from stylemix.training.fast_task import require_bank_data
+
+    config = {"teacher": dataclasses.asdict(_teacher_config(tiny_model_dir, samples=4)),
+              "data": dataclasses.asdict(_folders(tmp_path / "data")), "model": {"widths": [8, 16, 24, 32]},
+              "loss": {"feature_weight": 0.0, "stats_weight": 0.0}, "loop": {"steps": 1}}  # no bank_data
+    (tmp_path / "c.json").write_text(json.dumps(config))
+    assert FastTrainConfig().bank_data == ""  # no folder is assumed
+    assert main(["--model", "adain-fast", "--config", str(tmp_path / "c.json"), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "config field bank_data not given" in err and "--set bank_data=DIR" in err and "Traceback" not in err
+    assert not (tmp_path / "run" / "teacher").exists() and not (tmp_path / "run" / "checkpoint.safetensors").exists()
+    with pytest.raises(ValueError, match="bank_data not given"):
+        require_bank_data("")
+    assert require_bank_data(tmp_path) == tmp_path
+
+
 def test_training_can_start_from_a_shallower_students_weights(fast_dir):
     """init= a weights dir of fewer blocks: the student is grown from it, computing what it computed."""
     cfg = FastTrainConfig(model=FastConfig(blocks=2, level_blocks=(0, 0, 1)), init=str(fast_dir))

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from stylemix.models.io import from_dict, to_dict
-from stylemix.models.registry import create_model, list_models, model_config_cls, register_model
+from stylemix.models.registry import (create_model, list_models, model_config_cls, model_recipes, register_model,
+                                      weights_help)
 
 
 def test_adain_is_registered():
@@ -36,6 +37,21 @@ def test_unknown_name_lists_the_options():
 def test_duplicate_registration_is_refused():
     with pytest.raises(ValueError, match="'adain' is already registered"):
         register_model("adain", object)(lambda c: None)
+
+
+def test_missing_weights_find_their_model_by_name():
+    assert weights_help("adain-vgg16-v3", "W").startswith("no trained decoder is installed (looked for W)")
+    assert "--export weights/adain-vgg16-v3'" in weights_help("adain-vgg16-v3", "W")
+    assert weights_help("adain-fast-draft", "W").startswith("no adain-fast-draft weights")  # the longer name wins
+    assert "weights convert stytr2" in weights_help("stytr2", "W")
+    assert weights_help("adainx", "W") is None and weights_help("nope", "W") is None
+
+
+def test_registry_entries_name_their_training_recipes():
+    assert model_recipes("adain") == {"adain": "stylemix.training.cli:ADAIN_RECIPE",
+                                      "adain-teacher": "stylemix.training.cli:TEACHER_RECIPE"}
+    assert model_recipes("stytr2") == {"stytr2": "stylemix.training.stytr2_task:RECIPE"}
+    assert list(model_recipes("adain-fast")) == ["adain-fast"]
 
 
 def test_create_model_uses_a_given_config():

@@ -131,7 +131,7 @@ def test_the_teacher_recipe_starts_from_the_default_and_refuses_changed_style_cr
 
 def test_the_recipe_is_found_from_its_checkpoint_config():
     recipe, cfg = cli.recipe_of(to_dict(build_config(None, [])))
-    assert recipe is cli.RECIPES["adain-teacher"] and isinstance(cfg, TeacherTrainConfig)
+    assert recipe is cli.recipe_for("adain-teacher") is cli.TEACHER_RECIPE and isinstance(cfg, TeacherTrainConfig)
 
 
 class _DecoderMean:

@@ -196,6 +196,35 @@ def test_checkpoint_holds_model_optimizer_rng_step_and_config(run_setup):
     assert not [p for p in (root / "run").iterdir() if p.name.endswith(".tmp")]  # atomic: no leftovers
 
 
+def test_a_checkpoint_names_its_recipe_and_model_and_the_export_follows_the_name(run_setup):
+    from stylemix.models.io import WeightsError
+
+    config, root = run_setup
+    assert train(config, root / "run", "loop.steps=1") == 0
+    path = root / "run" / "checkpoint.safetensors"
+    meta = read_metadata(path)
+    assert (meta["recipe"], meta["model"]) == ("adain", "adain")
+    recipe, cfg = cli.checkpoint_recipe(path)
+    assert recipe is cli.ADAIN_RECIPE and isinstance(cfg, cli.TrainConfig) and cfg.data.crop == 32
+    # the name decides, not a search: named as the teacher recipe, this config is read as that recipe's and refused
+    save_tensors(path, load_tensors(path), {**meta, "recipe": "adain-teacher"})
+    with pytest.raises(WeightsError, match="does not fit the training recipe it names.*adain-teacher: unknown"):
+        cli.checkpoint_recipe(path)
+    assert train(config, root / "run", extra=("--export", str(root / "w"))) == 2
+
+
+def test_a_checkpoint_that_names_no_recipe_is_found_by_its_config_and_exports(run_setup):
+    config, root = run_setup
+    assert train(config, root / "run", "loop.steps=1") == 0
+    path = root / "run" / "checkpoint.safetensors"
+    older = {k: v for k, v in read_metadata(path).items() if k not in ("recipe", "model")}  # as written before
+    save_tensors(path, load_tensors(path), older)
+    assert "recipe" not in read_metadata(path)
+    assert cli.checkpoint_recipe(path)[0] is cli.ADAIN_RECIPE
+    assert train(config, root / "run", extra=("--export", str(root / "w"))) == 0
+    assert json.loads((root / "w" / "config.json").read_text())["model"] == "adain"
+
+
 def test_resume_is_bit_exact(run_setup):
     config, root = run_setup
     assert train(config, root / "straight") == 0  # 6 steps

@@ -3,8 +3,9 @@ its metadata. Written atomically (temp file + rename), so a kill never leaves ha
 
 Layout (tensors): `model.<key>`, `optim.<param id>.<state key>`, `rng.torch`, optional `rng.cuda.<i>`,
 optional `scaler.scale` / `scaler.growth_tracker` (fp16 AMP). Metadata: `step`, `config` (JSON),
-`param_groups` (JSON), `rng.python` (JSON). Optional entries are skipped when absent, so older
-checkpoints load unchanged.
+`param_groups` (JSON), `rng.python` (JSON), and what the run gives besides: `stylemix train` records the
+recipe (`recipe`, e.g. 'adain-teacher') and the registered model it trains (`model`, e.g. 'adain').
+Optional entries are skipped when absent, so older checkpoints load unchanged.
 """
 from __future__ import annotations
 
@@ -18,9 +19,13 @@ from safetensors import SafetensorError, safe_open
 
 from ..models.io import WeightsError, check_state, load_tensors, save_tensors
 
+RECIPE_KEY, MODEL_KEY = "recipe", "model"  # metadata naming the training recipe and the model it trains
+_OWN_KEYS = ("step", "config", "param_groups", "rng.python")
+
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
-                    config: dict[str, Any], scaler: "torch.amp.GradScaler | None" = None) -> None:
+                    config: dict[str, Any], scaler: "torch.amp.GradScaler | None" = None,
+                    metadata: dict[str, str] | None = None) -> None:
     """Write model, optimizer, RNG states, step and config to `path` atomically.
 
     Args:
@@ -29,7 +34,11 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
         step: optimiser steps completed.
         config: the run's JSON-ready config (checked on resume).
         scaler: the fp16 GradScaler, when one is in use.
+        metadata: more strings to record, e.g. {RECIPE_KEY: 'adain', MODEL_KEY: 'adain'}; not the keys above.
     """
+    clash = sorted(set(metadata or {}) & set(_OWN_KEYS))
+    if clash:
+        raise ValueError(f"checkpoint metadata {clash} is written by save_checkpoint itself; use other keys")
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     opt = optimizer.state_dict()
     for pid, state in opt["state"].items():
@@ -43,8 +52,8 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
         s = scaler.state_dict()
         tensors["scaler.scale"] = torch.tensor(float(s["scale"]), dtype=torch.float64)
         tensors["scaler.growth_tracker"] = torch.tensor(int(s["_growth_tracker"]), dtype=torch.int64)
-    meta = {"step": str(step), "config": json.dumps(config), "param_groups": json.dumps(opt["param_groups"]),
-            "rng.python": json.dumps(random.getstate())}
+    meta = {**(metadata or {}), "step": str(step), "config": json.dumps(config),
+            "param_groups": json.dumps(opt["param_groups"]), "rng.python": json.dumps(random.getstate())}
     save_tensors(path, tensors, meta)
 
 

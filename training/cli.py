@@ -10,6 +10,7 @@ over) and refuses to if the config differs, naming the field. SIGINT/SIGTERM sav
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -25,18 +26,18 @@ from ..models.adain import AdaINConfig
 from ..models.device import resolve_device
 from ..models.io import (CONFIG_FILE, DECODER_FILE, RetiredField, WeightsError, from_dict, load_into, load_json,
                          save_model_dir, to_dict)
+from ..models.registry import list_models, model_recipes
 
+from ..models.decoder import drop_skips
 from .adain_task import AdaINLossConfig, AdaINTask
-from .checkpoint import checkpoint_config, load_tensors, read_metadata
+from .checkpoint import MODEL_KEY, RECIPE_KEY, checkpoint_config, load_tensors, read_metadata
 from .data import DataConfig
 from .recipe import Recipe
 from .recipe import build_config as recipe_config
 from .runlog import record_init, resolve_init, run_totals
-from .fast_task import RECIPE as FAST_RECIPE
 from .fast_task import make_task as distillation_task
 from .teacher_task import TeacherTrainConfig
 from .teacher_task import build_config as teacher_config
-from .stytr2_task import RECIPE as STYTR2_RECIPE
 from .trainer import RESUME_FREE, LoopConfig, ResumeMismatch, Trainer
 
 
@@ -63,8 +64,14 @@ def build_model(cfg: TrainConfig, log=print):
     model = pretrained.create_with_encoder("adain", cfg.model, cfg.encoder, log)
     if cfg.init:
         init_dir = resolve_init(cfg.init)
-        load_into(pretrained.decoder_part(model), init_dir / DECODER_FILE)
-        log(f"decoder initialised from {init_dir} ({init_meta(cfg).get('steps', '?')} steps)")
+        decoder, meta = pretrained.decoder_part(model), init_meta(cfg)
+        old = from_dict(AdaINConfig, meta.get("config", {}), "config").decoder
+        if old.skips != cfg.model.decoder.skips:  # e.g. shallow skips dropped: the rest of the decoder is kept
+            decoder.load_state_dict(drop_skips(load_tensors(init_dir / DECODER_FILE), old, cfg.model.decoder, "decoder."))
+            log(f"skips {list(old.skips)} -> {list(cfg.model.decoder.skips)}")
+        else:
+            load_into(decoder, init_dir / DECODER_FILE)
+        log(f"decoder initialised from {init_dir} ({meta.get('steps', '?')} steps)")
     return model
 
 
@@ -98,10 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     ap.add_argument("--export", metavar="DIR", help="write a weights dir from the run's checkpoint and exit")
     ap.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
-    ap.add_argument("--model", choices=RECIPE_NAMES, default="adain",
-                    help="model to train (default: adain); stytr2 uses training/stytr2_task.py's config, adain-fast "
-                         "distils the default model (training/fast_task.py), adain-teacher trains the default "
-                         "model toward an external teacher (training/teacher_task.py)")
+    ap.add_argument("--model", choices=recipe_names(), default="adain",
+                    help="the recipe to train (default: adain): a model's, named in its registry entry "
+                         "(models/registry.py); adain-fast distils the default model (training/fast_task.py), "
+                         "adain-teacher trains the default model toward an external teacher (training/teacher_task.py)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     return drive(args, recipe_for(args.model))
@@ -119,30 +126,67 @@ ADAIN_RECIPE = Recipe("stylemix train", TrainConfig, build_config, build_model, 
 TEACHER_RECIPE = Recipe("stylemix train --model adain-teacher", TeacherTrainConfig, teacher_config, build_model,
                         distillation_task, export)
 
-RECIPES = {"adain": ADAIN_RECIPE, "stytr2": STYTR2_RECIPE, "adain-fast": FAST_RECIPE, "adain-teacher": TEACHER_RECIPE}  # a new trainable model adds its recipe here
-RECIPE_NAMES = tuple(RECIPES)
+
+def _recipes() -> dict[str, tuple[str, str]]:
+    """{recipe name: (registered model, 'module:ATTRIBUTE')} of every registered model's recipes (their registry
+    entries name them: a new trainable model needs no edit here)."""
+    found: dict[str, tuple[str, str]] = {}
+    for model in list_models():
+        for name, where in model_recipes(model).items():
+            if name in found:
+                raise ValueError(f"training recipe {name!r} is named by both model {found[name][0]!r} and {model!r}")
+            found[name] = (model, where)
+    return found
 
 
-def recipe_for(model: str) -> Recipe:
-    """The training recipe of a model name in RECIPE_NAMES."""
-    if model not in RECIPES:
-        raise ValueError(f"no training recipe for model {model!r}; choose one of {', '.join(RECIPE_NAMES)}")
-    return RECIPES[model]
+def recipe_names() -> tuple[str, ...]:
+    """Names of every training recipe (`stylemix train --model NAME`)."""
+    return tuple(_recipes())
 
 
-def recipe_of(config: dict) -> tuple[Recipe, Any]:
-    """The recipe whose config class a checkpoint's saved config parses as (configs reject unknown fields),
-    and that parsed config."""
+def recipe_model(name: str) -> str:
+    """The registered model a recipe trains (e.g. 'adain' for 'adain-teacher')."""
+    return _recipe_entry(name)[0]
+
+
+def recipe_for(name: str) -> Recipe:
+    """The training recipe called `name` (one of `recipe_names()`), imported from where its model's registry
+    entry says."""
+    module, _, attribute = _recipe_entry(name)[1].partition(":")
+    recipe = getattr(importlib.import_module(module), attribute, None)
+    if not isinstance(recipe, Recipe):
+        raise ValueError(f"training recipe {name!r} names {module}:{attribute}, which is not a training.recipe.Recipe")
+    return recipe
+
+
+def _recipe_entry(name: str) -> tuple[str, str]:
+    recipes = _recipes()
+    if name not in recipes:
+        raise ValueError(f"no training recipe {name!r}; choose one of {', '.join(recipes)}")
+    return recipes[name]
+
+
+def recipe_of(config: dict, name: str | None = None) -> tuple[Recipe, Any]:
+    """A checkpoint's recipe and its saved config parsed by it: the recipe called `name` (what the checkpoint
+    records, see `checkpoint_recipe`), or without a name the recipe whose config class the config parses as
+    (configs reject unknown fields)."""
     errors = []
-    for name in RECIPE_NAMES:
-        r = recipe_for(name)
+    for candidate in recipe_names() if name is None else (name,):
+        r = recipe_for(candidate)
         try:
             return r, from_dict(r.config_cls, config)
         except RetiredField:  # the recipe's config, with a field that is gone: that, not a list of mismatches
             raise
         except (WeightsError, TypeError) as e:
-            errors.append(f"{name}: {e}")
-    raise WeightsError("the checkpoint's config matches no training recipe (" + "; ".join(errors) + ")")
+            errors.append(f"{candidate}: {e}")
+    what = "matches no training recipe" if name is None else "does not fit the training recipe it names"
+    raise WeightsError(f"the checkpoint's config {what} (" + "; ".join(errors) + ")")
+
+
+def checkpoint_recipe(path: str | Path) -> tuple[Recipe, Any]:
+    """The recipe a checkpoint was written by and its config: the one its metadata names, or for a checkpoint
+    that names none, the one its config parses as (`recipe_of`)."""
+    return recipe_of(checkpoint_config(path), read_metadata(path).get(RECIPE_KEY))
 
 
 def drive(args: argparse.Namespace, recipe: Recipe) -> int:
@@ -159,7 +203,7 @@ def drive(args: argparse.Namespace, recipe: Recipe) -> int:
         run = Path(args.out)
         if args.export:
             if (run / "checkpoint.safetensors").is_file():  # the checkpoint says which model it holds
-                recipe, cfg = recipe_of(checkpoint_config(run / "checkpoint.safetensors"))
+                recipe, cfg = checkpoint_recipe(run / "checkpoint.safetensors")
             print(f"wrote {recipe.export(cfg, run, Path(args.export))}")
             return 0
         cfg.data.require_folders()
@@ -172,7 +216,8 @@ def drive(args: argparse.Namespace, recipe: Recipe) -> int:
         task = recipe.make_task(cfg, recipe.build_model(cfg), device, run)
         trainer = Trainer(task, cfg.loop, run, to_dict(cfg), device=device,
                           resume_ignore=(*RESUME_FREE, *args.allow_change),
-                          config_cls=recipe.config_cls)
+                          config_cls=recipe.config_cls,
+                          metadata={RECIPE_KEY: args.model, MODEL_KEY: recipe_model(args.model)})
         step = trainer.fit(resume=not args.no_resume)
         if trainer.rank == 0:
             print(f"stopped at step {step}; checkpoint {trainer.ckpt_path}")

@@ -106,7 +106,9 @@ class FastTrainConfig:
     loop: LoopConfig = field(default_factory=_loop_defaults)
     init: str = ""  # a fast model's weights dir to start from (e.g. the previous distillation; it may have fewer
     # residual blocks than `model`: the new ones start as the identity, models/fast.deepen); "" = random
-    bank_data: str = "../shared/data"  # folder the built-in styles' sources (weights/styles/index.json) are under
+    # required: the folder the built-in styles' source paintings are under (weights/styles/index.json names them,
+    # e.g. train/style/...); the export encodes them into the model's own codes for the built-in names
+    bank_data: str = ""
 
 
 class FastTask:
@@ -275,6 +277,21 @@ def build_model(cfg: FastTrainConfig, log=log.info) -> FastModel:
     return pretrained.attach_style_encoder(model, log=log)
 
 
+def _make_fast_task(cfg: FastTrainConfig, model: FastModel, device: torch.device, run_dir: Path) -> FastTask:
+    """`make_task`, once the config names the folder its export needs (before any painting or training)."""
+    require_bank_data(cfg.bank_data)
+    return make_task(cfg, model, device, run_dir)
+
+
+def require_bank_data(bank_data: str | Path) -> Path:
+    """`bank_data` as a path; ValueError when it is not given (no folder is assumed: "" would be the working
+    directory)."""
+    if str(bank_data) == "":
+        raise ValueError("config field bank_data not given: set the folder holding the built-in styles' source "
+                         "paintings (weights/styles/index.json names them) in the config or with --set bank_data=DIR")
+    return Path(bank_data)
+
+
 def make_task(cfg, model: StatisticsMixing, device: torch.device, run_dir: Path) -> FastTask:
     """Paint the teacher cache where shards are missing (rank 0 alone), then the task. `cfg` is any distillation
     config (teacher, data, loss, encoder): FastTrainConfig, or training/teacher_task.py's for the default model."""
@@ -295,13 +312,14 @@ def make_task(cfg, model: StatisticsMixing, device: torch.device, run_dir: Path)
 
 def bank_codes(model: FastModel, data_root: str | Path) -> tuple[dict[str, StyleCode], dict[str, str]]:
     """The model's own codes for the built-in style names: each source painting of weights/styles/index.json
-    (under `data_root`, e.g. ../shared/data), resized to the bank's short side and encoded by the model.
+    (under `data_root`, the config's bank_data), resized to the bank's short side and encoded by the model.
 
     Returns:
         ({name: code}, metadata {short_side, sources (JSON {name: source})}); ({}, {}) when a source is missing.
     """
+    root = require_bank_data(data_root)
     index = load_json(pretrained.shipped_weights() / "styles" / "index.json")
-    root, short = Path(data_root), int(index.get("short_side", 256))
+    short = int(index.get("short_side", 256))
     entries = [(e["name"], e["source"]) for e in index.get("styles", [])]
     missing = [src for _, src in entries if not (root / src).is_file()]
     if missing or not entries:
@@ -351,4 +369,4 @@ def export(cfg: FastTrainConfig, run_dir: Path, out_dir: Path, dtype: torch.dtyp
     return Path(out_dir)
 
 
-RECIPE = Recipe(f"stylemix train --model {MODEL}", FastTrainConfig, build_config, build_model, make_task, export)
+RECIPE = Recipe(f"stylemix train --model {MODEL}", FastTrainConfig, build_config, build_model, _make_fast_task, export)

@@ -1,8 +1,9 @@
 """What a model's training run is made of (`Recipe`), and the config a run reads: a dataclass's defaults,
 then a JSON file's fields, then `--set KEY=VALUE` overrides.
 
-Each trainable model has a recipe next to its task (training/adain_task.py + training/cli.py's
-ADAIN_RECIPE, training/stytr2_task.py's RECIPE); training/cli.py lists them and drives a run.
+Each trainable model has a recipe next to its task (training/stytr2_task.py's RECIPE; the default model's
+are training/cli.py's ADAIN_RECIPE and TEACHER_RECIPE). The model's registry entry names them
+(`register_model(..., recipes={name: 'module:ATTRIBUTE'})`), and training/cli.py finds them there and drives a run.
 """
 from __future__ import annotations
 

@@ -127,15 +127,17 @@ class Trainer:
         config_cls: the dataclass `run_config` was made from: a checkpoint's config is read as one before it is
             compared (fields it predates take the defaults, so adding a config field with a default keeps old runs
             resumable; retired fields at their off value are dropped, models/io.RETIRED).
+        metadata: strings every checkpoint records besides its own (`stylemix train`: the recipe and model names).
     """
 
     def __init__(self, task: Task, loop: LoopConfig, out_dir: str | Path, run_config: dict[str, Any],
                  device: str | torch.device = "cpu", resume_ignore: tuple[str, ...] = RESUME_FREE,
-                 config_cls: type | None = None):
+                 config_cls: type | None = None, metadata: dict[str, str] | None = None):
         if loop.precision not in PRECISIONS:
             raise ValueError(f"loop.precision must be one of {', '.join(PRECISIONS)}, got {loop.precision!r}")
         self.task, self.loop, self.out = task, loop, Path(out_dir)
         self.run_config, self.resume_ignore, self.config_cls = run_config, resume_ignore, config_cls
+        self.metadata = dict(metadata or {})
         self.device = resolve_device(device)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)  # this rank's GPU for NCCL and un-indexed allocations
@@ -206,7 +208,8 @@ class Trainer:
         if self.distributed:
             self._check_ranks_in_sync(step)
         if self.rank == 0:
-            save_checkpoint(self.ckpt_path, self.task.model, self.optimizer, step, self.run_config, self.scaler)
+            save_checkpoint(self.ckpt_path, self.task.model, self.optimizer, step, self.run_config, self.scaler,
+                            self.metadata)
 
     def _on_signal(self, signum, frame):
         if self.stop_requested:  # a second signal aborts at once

@@ -23,106 +23,43 @@ Images are named by references, never by paths: 'bundled:astronaut', 'builtin:im
 dropped beyond `max_sessions` (their upload folder with them); each keeps its style codes and the content
 encoding, so a slider move costs one mixing + decoding pass (`Stylizer.stylize_encoded`).
 Files: the server writes only into one new folder of its own (a temporary folder, or `stylemix-app-*` inside
-`AppConfig.upload_dir`) and removes that folder on exit, never anything it did not create.
+`AppConfig.upload_dir`) and removes that folder on exit, never anything it did not create (storage.py).
+Beside this module: config.py (the limits), blends.py (request bodies; a blend's command and metadata),
+sessions.py (one tab's state), storage.py (the server's folder), serving.py (binding and serving).
 """
 from __future__ import annotations
 
 import io
 import json
 import secrets
-import shlex
-import shutil
-import socket
-import tempfile
 import threading
 import time
-import webbrowser
-from dataclasses import dataclass
 from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Callable, Literal, Optional
 
 import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from ...models.contract import StyleCodeLike
-from ...models.functional import validate_weights
 from ..api import EncodedContent, Stylizer
 from ..commands.demo import DEFAULT_STYLES, PHOTOS
 from ..commands.stylize import parse_style_spec
 from ..images import load_image, save_image, to_pil
 from ..styles import list_styles
+from .blends import MAX_STYLES, BlendIn, SweepIn, blend_metadata, check_weights, label, stylize_command
+from .config import AppConfig
 from .sessions import AppError, Session, Sessions, lru_put
+from .storage import ServerFolder
 
-MAX_STYLES = 4
-MAX_SEQ = 2**53 - 1  # the page's preview counter is a JavaScript number: exact up to here
 STATIC = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
 # The page may load only what this server sends (no CDN, no fonts, no trackers); previews are blob: URLs.
 CSP = "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'; form-action 'none'"
-
-
-@dataclass
-class AppConfig:
-    """What the server may do; every limit is a field (the CLI exposes the common ones)."""
-
-    upload_dir: Optional[Path] = None  # where the server's folder for uploads and renders is made (None: the
-    # system's temporary folder); that folder, and only it, is removed on exit
-    max_upload_bytes: int = 20 * 2**20  # larger uploads are refused with a message
-    max_pixels: int = 40_000_000  # decoded size limit of an upload (decompression bombs)
-    max_sessions: int = 8  # tabs kept in memory (each holds a content encoding: ~50 MB at 256 px with the
-    # default model); the least recently used beyond this are dropped
-    max_uploads: int = 8  # per tab; the oldest upload is forgotten beyond this
-    preview_size: int = 256  # long side of previews, px
-    max_size: int = 1024  # long side of full renders, px (as `stylemix stylize --max-size`)
-    style_size: int = 512  # long side uploaded style images are encoded at (as --style-size)
-    sweep_size: int = 256  # long side of each sweep cell, px
-    max_sweep_steps: int = 9
-    model_name: Optional[str] = None  # the full model's --model for the shown command (None: the default)
-
-    def __post_init__(self):
-        for name in ("max_upload_bytes", "max_pixels", "max_sessions", "max_uploads", "max_sweep_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("preview_size", "max_size", "style_size", "sweep_size"):
-            if getattr(self, name) < 16:
-                raise ValueError(f"{name} must be at least 16 px, got {getattr(self, name)}")
-
-
-# --- request bodies -----------------------------------------------------------------------------------
-
-class StyleIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    ref: str = Field(max_length=200)  # 'builtin:NAME' or 'upload:ID'
-    weight: float = Field(ge=0, le=1e6, allow_inf_nan=False)  # raw slider value; normalised like the CLI
-
-
-class BlendIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    photo: str = Field(max_length=200)  # 'bundled:NAME' or 'upload:ID'
-    styles: list[StyleIn] = Field(min_length=1, max_length=MAX_STYLES)
-    alpha: float = Field(1.0, ge=0, le=1, allow_inf_nan=False)
-    preserve_color: Optional[Literal["luminance", "match", "histogram"]] = None
-    seq: int = Field(0, ge=0, le=MAX_SEQ)  # the page's request counter: a preview older than the newest asked is
-    # skipped (bounded: one huge number would make every later preview of the tab look stale)
-    labels: dict[str, str] = Field(default_factory=dict, max_length=2 * MAX_STYLES + 2)  # ref -> file name, text only
-
-
-class SweepIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    photo: str = Field(max_length=200)
-    a: str = Field(max_length=200)
-    b: str = Field(max_length=200)
-    steps: int = Field(5, ge=2)
-    alpha: float = Field(1.0, ge=0, le=1, allow_inf_nan=False)
-    preserve_color: Optional[Literal["luminance", "match", "histogram"]] = None
-    labels: dict[str, str] = Field(default_factory=dict, max_length=2 * MAX_STYLES + 2)
 
 
 # --- the application ----------------------------------------------------------------------------------
@@ -139,32 +76,14 @@ class Blender:
     def __init__(self, stylizer: Stylizer, preview: Stylizer | None = None, config: AppConfig | None = None):
         self.config = config or AppConfig()
         self.models = {"full": stylizer, "preview": preview or stylizer}
-        parent = None if self.config.upload_dir is None else Path(self.config.upload_dir)
-        self._made: list[Path] = []  # upload_dir and the parents of it created here, outermost first
-        try:
-            if parent is not None:
-                _make_folders(parent, self._made)
-            self.root = Path(tempfile.mkdtemp(prefix="stylemix-app-", dir=parent)).resolve()
-        except OSError as e:
-            self._remove_made()
-            where = f"upload folder {parent}" if parent is not None else f"temporary folder {tempfile.gettempdir()}"
-            raise ValueError(f"cannot keep uploads in the {where} ({e.strerror or e}); give --upload-dir a folder "
-                             f"this user can write in") from None
+        self.folder = ServerFolder(None if self.config.upload_dir is None else Path(self.config.upload_dir))
+        self.root = self.folder.root
         self.sessions = Sessions(self.root, self.config.max_sessions)
         self.compute = threading.Lock()
 
     def close(self) -> None:
-        """Remove what this server wrote: its own folder, and the upload_dir folders it had to create when they
-        are empty. A file or folder it did not create is never touched."""
-        shutil.rmtree(self.root, ignore_errors=True)
-        self._remove_made()
-
-    def _remove_made(self) -> None:
-        for folder in reversed(self._made):  # deepest first; one that holds something else stays
-            try:
-                folder.rmdir()
-            except OSError:
-                break
+        """Remove what this server wrote (`ServerFolder.close`); nothing it did not create is touched."""
+        self.folder.close()
 
     # --- references -> sources ---
 
@@ -302,14 +221,6 @@ class Blender:
 
 # --- pure helpers ---------------------------------------------------------------------------------------
 
-def _make_folders(folder: Path, made: list[Path]) -> None:
-    """mkdir -p `folder`, appending each folder it creates to `made` (outermost first), so a caller can remove
-    exactly those, even when a deeper one fails (OSError)."""
-    for f in [f for f in (folder, *folder.parents) if not f.exists()][::-1]:
-        f.mkdir(exist_ok=True)
-        made.append(f.resolve())
-
-
 def bundled_photo(name: str) -> Image.Image:
     """A scikit-image photo (one of `stylemix demo --photo`'s)."""
     from skimage import data
@@ -317,64 +228,10 @@ def bundled_photo(name: str) -> Image.Image:
     return Image.fromarray(getattr(data, name)())
 
 
-def check_weights(blend: BlendIn) -> list[float]:
-    weights = [st.weight for st in blend.styles]
-    if sum(weights) <= 0:
-        raise AppError(400, "all style weights are zero: move at least one style's slider above 0")
-    return weights
-
-
 def png_bytes(image: torch.Tensor | Image.Image) -> bytes:
     buf = io.BytesIO()
     (to_pil(image) if isinstance(image, torch.Tensor) else image).save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
-
-
-def label(labels: dict[str, str], ref: str, fallback: str) -> str:
-    """What to call a reference in the page and the command: the built-in name, the bundled photo's file, the
-    name the page gave an upload (text only: it never reaches the file system), or `fallback`."""
-    kind, _, key = ref.partition(":")
-    if kind == "builtin":
-        return key
-    if kind == "bundled":
-        return f"{key}.png"
-    name = Path(str(labels.get(ref, "")).replace("\\", "/")).name.strip()[:100]
-    return name or fallback
-
-
-def stylize_command(blend: BlendIn, config: AppConfig) -> str:
-    """The `stylemix stylize` line that renders `blend` as the page does (bundled photos are saved first)."""
-    photo = label(blend.labels, blend.photo, "PHOTO.jpg")
-    lines = []
-    kind, _, key = blend.photo.partition(":")
-    if kind == "bundled":
-        lines.append(f'python -c "from skimage import data; from PIL import Image; '
-                     f"Image.fromarray(data.{key}()).save('{key}.png')\"")
-    cmd = ["stylemix", "stylize", photo]
-    for i, st in enumerate(blend.styles):
-        cmd += ["-s", f"{label(blend.labels, st.ref, f'STYLE{i + 1}.jpg')}:{st.weight!r}"]  # repr: exact
-    if blend.alpha != 1.0:
-        cmd += ["--alpha", repr(blend.alpha)]
-    if blend.preserve_color:
-        cmd += ["--preserve-color", blend.preserve_color]
-    cmd += ["--max-size", str(config.max_size)]
-    if config.style_size != 512:
-        cmd += ["--style-size", str(config.style_size)]
-    if config.model_name:
-        cmd += ["--model", config.model_name]
-    cmd += ["-o", "stylemix-blend.png"]
-    lines.append(shlex.join(cmd))
-    return " && ".join(lines)
-
-
-def blend_metadata(blend: BlendIn, config: AppConfig) -> dict:
-    """What a render records in its PNG (key 'stylemix:blend') and the page shows."""
-    raw = [st.weight for st in blend.styles]
-    return {"content": label(blend.labels, blend.photo, "PHOTO.jpg"),
-            "styles": [label(blend.labels, st.ref, f"STYLE{i + 1}.jpg") for i, st in enumerate(blend.styles)],
-            "weights": raw, "normalized_weights": [round(w, 6) for w in validate_weights(raw, len(raw)).tolist()],
-            "alpha": blend.alpha, "preserve_color": blend.preserve_color, "max_size": config.max_size,
-            "style_size": config.style_size, "model": config.model_name or "default"}
 
 
 def _version() -> str:
@@ -523,63 +380,3 @@ def _too_large(size: int, limit: int, at_least: bool = False) -> str:
 
 def _bytes(n: int) -> str:
     return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 2**10:.0f} KB"
-
-
-def listen(app: FastAPI, host: str = "127.0.0.1", port: int = 8765):
-    """A uvicorn server for `app` and the socket it will serve on, already bound (port 0: any free port).
-
-    Returns:
-        (server, socket, url): run it with `server.run(sockets=[socket])`, stop it with `server.should_exit = True`.
-
-    Raises:
-        ValueError when the address cannot be used (port taken, unknown host).
-    """
-    import uvicorn
-
-    try:
-        family, _, _, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(addr)
-    except OSError as e:
-        raise ValueError(f"cannot listen on {host}:{port} ({e.strerror or e}); choose another --port or --host") from None
-    shown = "127.0.0.1" if host in ("0.0.0.0", "") else (f"[{host}]" if ":" in host else host)
-    url = f"http://{shown}:{sock.getsockname()[1]}/"
-    return uvicorn.Server(uvicorn.Config(app, log_level="warning")), sock, url
-
-
-def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = True,
-          log: Callable[[str], None] | None = None) -> None:
-    """Serve `app` until Ctrl+C, then remove its files.
-
-    Args:
-        host, port: where to listen (port 0: any free port); the address is printed once the server is up.
-        open_browser: open the page in the default browser once the server is up.
-
-    Raises:
-        ValueError when the address cannot be used (port taken, unknown host).
-    """
-    try:
-        server, sock, url = listen(app, host, port)
-    except BaseException:  # the server never started: remove what create_app made
-        app.state.blender.close()
-        raise
-
-    def announce():
-        while not server.started and not server.should_exit:
-            time.sleep(0.05)
-        if server.started:
-            (log or _print)(f"stylemix app: serving on {url}  (Ctrl+C to stop)")
-            if open_browser:
-                webbrowser.open(url)
-
-    threading.Thread(target=announce, daemon=True).start()
-    try:
-        server.run(sockets=[sock])
-    finally:
-        sock.close()
-        app.state.blender.close()
-
-
-def _print(message: str) -> None:
-    print(message, flush=True)

@@ -11,6 +11,7 @@ import importlib.util
 import math
 from pathlib import Path
 
+from ...models.pretrained import DEFAULT_MODEL
 from ..app import FAST_MODEL, INSTALL  # the package's __init__ only: no FastAPI at import time
 from ..cli import UsageError
 
@@ -23,7 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument("--port", type=int, default=8765, help="port to listen on, 0 = any free port (default: 8765)")
     p.add_argument("--no-browser", action="store_true", help="only print the address; do not open a browser")
     p.add_argument("--model", default=None, metavar="DIR_OR_NAME",
-                   help="weights dir or name for full renders and sweeps (default: adain-vgg16-v2)")
+                   help=f"weights dir or name for full renders and sweeps (default: {DEFAULT_MODEL})")
     p.add_argument("--preview-model", default=None, metavar="DIR_OR_NAME",
                    help=f"a faster model for the live preview (default: {FAST_MODEL} when installed, else --model)")
     p.add_argument("--preview-size", type=int, default=256, help="long side of previews in pixels (default: 256)")
@@ -49,7 +50,9 @@ def run(args) -> int:
     from ...models import pretrained
     from ...models.io import WeightsError
     from ..api import Stylizer
-    from ..app.server import AppConfig, create_app, serve
+    from ..app.config import AppConfig
+    from ..app.server import create_app
+    from ..app.serving import serve
 
     config = AppConfig(upload_dir=Path(args.upload_dir) if args.upload_dir else None,
                        max_upload_bytes=int(args.max_upload_mb * 2**20), preview_size=args.preview_size,

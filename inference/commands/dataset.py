@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 
+from ...models.pretrained import DEFAULT_MODEL
 from ..cli import UsageError
 
 
@@ -42,7 +43,7 @@ def add_parser(sub) -> None:
     p.add_argument("--style-size", type=int, default=512, help="long side of style images in pixels (default: 512)")
     p.add_argument("--ext", default="png", help="output format by extension: png, jpg, webp, ... (default: png)")
     p.add_argument("--model", default=None, metavar="DIR_OR_NAME",
-                   help="weights dir or name under weights/ (default: adain-vgg16-v2)")
+                   help=f"weights dir or name under weights/ (default: {DEFAULT_MODEL})")
     p.add_argument("--device", default=None,
                    help="torch device (default: one GPU per process when present, cuda:LOCAL_RANK under torchrun; "
                         "else cpu)")

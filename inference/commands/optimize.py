@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ...models.pretrained import DEFAULT_MODEL
 from ..cli import UsageError
 from .stylize import parse_styles
 
@@ -41,7 +42,7 @@ def add_parser(sub) -> None:
     p.add_argument("--init", choices=O.INITS, default="content",
                    help="start from the content, uniform noise, or the fast AdaIN model's output (default: content)")
     p.add_argument("--model", default=None, metavar="DIR_OR_NAME",
-                   help="fast model for --init adain: weights dir or name under weights/ (default: adain-vgg16-v2)")
+                   help=f"fast model for --init adain: weights dir or name under weights/ (default: {DEFAULT_MODEL})")
     p.add_argument("--scales", type=int, default=1,
                    help="pyramid levels, coarse to fine, each twice the previous (default: 1)")
     p.add_argument("--style-scale", type=float, default=1.0,
