@@ -7,7 +7,7 @@ side `--short-side`, then pick `--per-movement` of them by farthest-point sampli
 weights/styles/<movement>-NN.safetensors (NN = pick order, 01 = highest scored) and an entry of
 weights/styles/index.json. Images are read, never copied.
 
-    nice -n 15 env OMP_NUM_THREADS=1 python benchmarks/build_style_bank.py
+    nice -n 15 env OMP_NUM_THREADS=1 python benchmarks/build_style_bank.py --data ../shared/data
 """
 from __future__ import annotations
 

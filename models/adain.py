@@ -23,8 +23,10 @@ class AdaINConfig:
 
 
 # What to do when weights of this model are missing (the default among them); the recipes that train it.
-WEIGHTS_HELP = ("no trained decoder is installed (looked for {where}); train one with 'stylemix train --out runs/a' "
-                "then 'stylemix train --out runs/a --export weights/{name}', or convert the original AdaIN weights "
+WEIGHTS_HELP = ("no trained decoder is installed (looked for {where}); train one with 'stylemix train --config "
+                "training/configs/adain-vgg16.json --out runs/a' (it reads the photos and paintings that "
+                "data.content_dir and data.style_dir name; override with --set data.content_dir=DIR) then "
+                "'stylemix train --out runs/a --export weights/{name}', or convert the original AdaIN weights "
                 "with 'stylemix weights convert adain --vgg vgg_normalised.pth --decoder decoder.pth -o DIR' and "
                 "pass --model DIR")
 RECIPES = {"adain": "stylemix.training.cli:ADAIN_RECIPE",  # training/adain_task.py

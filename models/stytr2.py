@@ -219,7 +219,8 @@ class CAPE(nn.Module):
 WEIGHTS_HELP = ("no StyTr² weights are installed (looked for {where}); convert the published release with "
                 "'stylemix weights convert stytr2 --vgg vgg_normalised.pth --decoder decoder_iter_160000.pth "
                 "--transformer transformer_iter_160000.pth --embedding embedding_iter_160000.pth -o weights/{name}', "
-                "or train one with 'stylemix train --model stytr2 --out runs/stytr2' and export it there")
+                "or train one with 'stylemix train --model stytr2 --config training/configs/stytr2-small.json --out "
+                "runs/stytr2' and export it there")
 
 
 @register_model("stytr2", StyTr2Config, weights_help=WEIGHTS_HELP,

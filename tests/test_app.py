@@ -26,13 +26,13 @@ pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from stylemix.inference.api import Stylizer  # noqa: E402
-from stylemix.inference.app.server import AppConfig, AppError, BlendIn, bundled_photo, create_app  # noqa: E402
+from stylemix.inference.app.server import AppConfig, AppError, BlendIn, create_app  # noqa: E402
 from stylemix.inference.app.serving import listen  # noqa: E402
 from stylemix.inference.cli import main  # noqa: E402
-from stylemix.inference.commands.demo import DEFAULT_STYLES  # noqa: E402
+from stylemix.inference.demo_assets import DEFAULT_STYLES, bundled_photo  # noqa: E402
 from stylemix.inference.styles import list_styles  # noqa: E402
 
-A, B = (spec.split(":")[0] for spec in DEFAULT_STYLES)  # the page's preselected styles (built-in bank)
+A, B = (name for name, _ in DEFAULT_STYLES)  # the page's preselected styles (built-in bank)
 PREVIEW, FULL, SWEEP = 64, 96, 48
 
 

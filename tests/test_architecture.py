@@ -1,6 +1,7 @@
 """How the package is put together, checked from the source: imports point one way (no cycles, counting
-imports inside functions and under TYPE_CHECKING too), no module imports another's `_private` names, and
-nothing outside models/ probes a model with hasattr (models/contract.py declares what they can do)."""
+imports inside functions and under TYPE_CHECKING too), only the CLI imports its commands, no module imports
+another's `_private` names, and nothing outside models/ probes a model with hasattr (models/contract.py declares
+what they can do)."""
 from __future__ import annotations
 
 import ast
@@ -84,3 +85,17 @@ def test_models_import_neither_training_nor_inference():
 def test_every_module_holds_one_idea_in_at_most_500_lines():
     sizes = {str(f.relative_to(ROOT)): len(f.read_text().splitlines()) for f, _ in _modules().values()}
     assert len(sizes) > 50 and not {f: n for f, n in sizes.items() if n > 500}
+
+
+def test_only_the_cli_imports_its_commands():
+    """Commands use the library, never the other way round: outside inference/commands/ and the CLI entry
+    (inference/cli.py) no module imports from stylemix.inference.commands."""
+    mods = _modules()
+    commands, cli = "stylemix.inference.commands", "stylemix.inference.cli"
+
+    def is_command(m: str) -> bool:
+        return m == commands or m.startswith(commands + ".")
+
+    bad = [f"{m} imports {t}" for m, (f, pkg) in mods.items() if m != cli and not is_command(m)
+           for t, _ in _imports(m, f, pkg, set(mods)) if is_command(t)]
+    assert not bad, f"move what these need out of inference/commands/ into a library module: {bad}"

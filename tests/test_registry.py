@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
+from pathlib import Path
 
 import pytest
 import torch
 
 from stylemix.models.io import from_dict, to_dict
+from stylemix.models.pretrained import shipped_weights
 from stylemix.models.registry import (create_model, list_models, model_config_cls, model_recipes, register_model,
                                       weights_help)
 
@@ -45,6 +49,21 @@ def test_missing_weights_find_their_model_by_name():
     assert weights_help("adain-fast-draft", "W").startswith("no adain-fast-draft weights")  # the longer name wins
     assert "weights convert stytr2" in weights_help("stytr2", "W")
     assert weights_help("adainx", "W") is None and weights_help("nope", "W") is None
+
+
+@pytest.mark.parametrize("name", sorted(d.name for d in shipped_weights().iterdir() if (d / "config.json").is_file()))
+def test_the_training_command_a_weights_help_suggests_runs_as_written(name, monkeypatch, capsys):
+    """Each `stylemix train` command that a missing model's help suggests resolves to a config naming its image
+    folders (they have no default), run from the project folder as the help's relative paths assume."""
+    from stylemix.training.cli import main
+
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    commands = [shlex.split(c)[2:] for c in re.findall(r"'(stylemix train [^']*)'", weights_help(name, "W") or "")]
+    assert commands, f"the help for missing {name} weights suggests no training command"
+    for argv in (a for a in commands if "--export" not in a):
+        assert main([*argv, "--print-config"]) == 0, (argv, capsys.readouterr().err)
+        data = json.loads(capsys.readouterr().out)["data"]
+        assert data["content_dir"] and data["style_dir"], argv
 
 
 def test_registry_entries_name_their_training_recipes():

@@ -48,8 +48,7 @@ from starlette.exceptions import HTTPException
 
 from ...models.contract import StyleCodeLike
 from ..api import EncodedContent, Stylizer
-from ..commands.demo import DEFAULT_STYLES, PHOTOS
-from ..commands.stylize import parse_style_spec
+from ..demo_assets import DEFAULT_STYLES, PHOTOS, bundled_photo
 from ..images import load_image, save_image, to_pil
 from ..styles import list_styles
 from .blends import MAX_STYLES, BlendIn, SweepIn, blend_metadata, check_weights, label, stylize_command
@@ -115,7 +114,7 @@ class Blender:
             raise AppError(400, f"unknown bundled photo {name!r}; choose one of {', '.join(PHOTOS)}")
         path = self.root / "bundled" / f"{name}.png"
         if not path.is_file():
-            save_image(bundled_photo(name), path)  # atomic: two requests may write it at once
+            save_image(Image.fromarray(bundled_photo(name)), path)  # atomic: two requests may write it at once
         return path
 
     def _upload(self, s: Session, key: str) -> Path:
@@ -221,13 +220,6 @@ class Blender:
 
 # --- pure helpers ---------------------------------------------------------------------------------------
 
-def bundled_photo(name: str) -> Image.Image:
-    """A scikit-image photo (one of `stylemix demo --photo`'s)."""
-    from skimage import data
-
-    return Image.fromarray(getattr(data, name)())
-
-
 def png_bytes(image: torch.Tensor | Image.Image) -> bytes:
     buf = io.BytesIO()
     (to_pil(image) if isinstance(image, torch.Tensor) else image).save(buf, format="PNG", compress_level=1)
@@ -318,11 +310,10 @@ def create_app(stylizer: Stylizer, preview: Stylizer | None = None, config: AppC
 
     @app.get("/api/options")
     def options() -> dict:
-        defaults = [parse_style_spec(spec) for spec in DEFAULT_STYLES]
         names = list_styles()
         return {"photos": list(PHOTOS), "styles": names,
                 "defaults": {"photo": f"bundled:{PHOTOS[0]}",
-                             "styles": [{"ref": f"builtin:{n}", "weight": w} for n, w in defaults if n in names]},
+                             "styles": [{"ref": f"builtin:{n}", "weight": w} for n, w in DEFAULT_STYLES if n in names]},
                 "limits": {"max_styles": MAX_STYLES, "max_upload_bytes": cfg.max_upload_bytes,
                            "max_sweep_steps": cfg.max_sweep_steps, "preview_size": cfg.preview_size,
                            "max_size": cfg.max_size}}

@@ -8,18 +8,18 @@ import time
 from pathlib import Path
 
 from ..cli import UsageError
-
-PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
-DEFAULT_STYLES = ("post-impressionism-01:0.6", "expressionism-02:0.4")
+from ..demo_assets import DEFAULT_STYLES, PHOTOS, bundled_photo
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="stylise a bundled photo with a blend of built-in styles",
                        description=__doc__)
     p.add_argument("-o", "--output", default="stylemix-demo.png", help="output image (default: stylemix-demo.png)")
-    p.add_argument("--photo", default="astronaut", choices=PHOTOS, help="scikit-image photo (default: astronaut)")
+    p.add_argument("--photo", default=PHOTOS[0], choices=PHOTOS,
+                   help=f"scikit-image photo (default: {PHOTOS[0]})")
+    defaults = " ".join(f"{name}:{weight}" for name, weight in DEFAULT_STYLES)
     p.add_argument("--style", action="append", metavar="NAME[:WEIGHT]",
-                   help=f"built-in style (repeatable; default: {' '.join(DEFAULT_STYLES)}; list: 'stylemix styles')")
+                   help=f"built-in style (repeatable; default: {defaults}; list: 'stylemix styles')")
     p.add_argument("--max-size", type=int, default=512, help="long side of the output in pixels (default: 512)")
     p.add_argument("--no-sweep", action="store_true", help="skip the sweep grid written next to the output")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
@@ -27,8 +27,6 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from skimage import data
-
     from ..api import Stylizer
     from ..images import check_outputs, save_image
     from .stylize import parse_style_spec
@@ -38,12 +36,12 @@ def run(args) -> int:
         raise UsageError(f"output must end in .png, .jpg or .webp, got {out.name!r}")
     if args.max_size < 16:
         raise UsageError(f"--max-size must be at least 16 pixels, got {args.max_size}")
-    specs = [parse_style_spec(s) for s in (args.style or DEFAULT_STYLES)]
+    specs = [parse_style_spec(s) for s in args.style] if args.style else list(DEFAULT_STYLES)
     names = [n for n, _ in specs]
     weights = [1.0 if w is None else w for _, w in specs]
     sweep_path = out.with_name(f"{out.stem}-sweep{out.suffix}")
     check_outputs([out] + ([sweep_path] if not args.no_sweep and len(names) >= 2 else []))
-    photo = getattr(data, args.photo)()
+    photo = bundled_photo(args.photo)
     t0 = time.time()
     stylizer = Stylizer.from_pretrained(device=args.device)
     image = stylizer.stylize(photo, names, weights=weights, max_size=args.max_size, return_tensor=True)

@@ -176,34 +176,35 @@ async function upload(file) {
   return { ref: info.ref, name: file.name };
 }
 
-async function onPhotoUpload(event) {
+// Uploads the file chosen in a file input and hands it to `added`; the input is cleared so the same file can be
+// chosen again, and a failure is shown on the page.
+async function uploadChosen(event, added) {
   const file = event.target.files[0];
   event.target.value = "";
   if (!file) return;
   try {
-    const u = await upload(file);
-    state.photoUploads.push(u);
-    $("photo").append(new Option(`${u.name} (uploaded)`, u.ref));
-    $("photo").value = u.ref;
-    onPhotoChange();
+    added(await upload(file));
   } catch (e) {
     showMessage(e.message);
   }
 }
 
-async function onStyleUpload(event) {
-  const file = event.target.files[0];
-  event.target.value = "";
-  if (!file) return;
-  try {
-    const u = await upload(file);
+function onPhotoUpload(event) {
+  return uploadChosen(event, (u) => {
+    state.photoUploads.push(u);
+    $("photo").append(new Option(`${u.name} (uploaded)`, u.ref));
+    $("photo").value = u.ref;
+    onPhotoChange();
+  });
+}
+
+function onStyleUpload(event) {
+  return uploadChosen(event, (u) => {
     state.styleUploads.push(u);
     for (const select of document.querySelectorAll(".style-ref")) styleChoices(select, select.value);
     if (addStyleRow(u.ref, 0.5)) schedulePreview();
     refreshSweepChoices();
-  } catch (e) {
-    showMessage(e.message);
-  }
+  });
 }
 
 function onPhotoChange() {
