@@ -26,9 +26,8 @@ from ..models.adain import AdaINConfig
 from ..models.device import resolve_device
 from ..models.io import (CONFIG_FILE, DECODER_FILE, RetiredField, WeightsError, from_dict, load_into, load_json,
                          save_model_dir, to_dict)
-from ..models.registry import list_models, model_recipes
-
 from ..models.decoder import drop_skips
+from ..models.registry import list_models, model_recipes
 from .adain_task import AdaINLossConfig, AdaINTask
 from .checkpoint import MODEL_KEY, RECIPE_KEY, checkpoint_config, load_tensors, read_metadata
 from .data import DataConfig
