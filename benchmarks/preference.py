@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a clean clone
     sys.path.insert(0, str(ROOT))
 
+from benchmarks._cli import run  # noqa: E402
 from stylemix.models.io import atomic_write  # noqa: E402
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp")
@@ -409,11 +410,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        return write_sheets(args) if args.command == "sheets" else run_tally(args)
-    except (PreferenceError, OSError) as e:
-        print(f"preference: error: {e}", file=sys.stderr)
-        return 2
+    return run("preference", write_sheets if args.command == "sheets" else run_tally, args, (PreferenceError, OSError))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a clean clone
     sys.path.insert(0, str(ROOT))
 
+from benchmarks._cli import run  # noqa: E402
 from benchmarks._metrics import (ARTEFACTS, HIGHER_IS_BETTER, METRICS, ContentRef, Evaluator, HaloProbe,  # noqa: E402
                                  Stats, artefacts)
 from stylemix.models.io import WeightsError, atomic_write  # noqa: E402
@@ -380,12 +381,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        return _main(args)
-    except (ValueError, FileNotFoundError, WeightsError, RuntimeError) as e:
-        print(f"quality: error: {e}", file=sys.stderr)
-        return 2
+    return run("quality", _main, parse_args(argv), (ValueError, FileNotFoundError, WeightsError, RuntimeError))
 
 
 def _main(args: argparse.Namespace) -> int:

@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a clean clone
     sys.path.insert(0, str(ROOT))
 
+from benchmarks._cli import run  # noqa: E402
 from benchmarks._metrics import Evaluator, style_stat  # noqa: E402
 from stylemix.models.io import WeightsError, atomic_write  # noqa: E402
 from stylemix.models.pretrained import DEFAULT_MODEL  # noqa: E402
@@ -137,12 +138,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        return _main(args)
-    except (ValueError, FileNotFoundError, WeightsError, ImportError) as e:
-        print(f"video benchmark: error: {e}", file=sys.stderr)
-        return 2
+    return run("video benchmark", _main, parse_args(argv), (ValueError, FileNotFoundError, WeightsError, ImportError))
 
 
 def _main(args: argparse.Namespace) -> int:

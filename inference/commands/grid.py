@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..cli import UsageError
-from . import add_model_options
+from . import add_model_options, add_style_and_output_options
 
 
 def add_parser(sub) -> None:
@@ -19,10 +19,10 @@ def add_parser(sub) -> None:
                        description=__doc__.split("\n\n", 1)[1] if "\n\n" in __doc__ else None,
                        formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
     p.add_argument("content", metavar="CONTENT", help="content image")
-    p.add_argument("-s", "--style", action="append", required=True, metavar="PATH_OR_NAME",
-                   help="style image, saved code (.safetensors) or built-in name; repeat 2 or 4 times "
-                        "(or once with --alpha-sweep)")
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="grid image to write (e.g. grid.png)")
+    add_style_and_output_options(p, style_metavar="PATH_OR_NAME",
+                                 style_help="style image, saved code (.safetensors) or built-in name; repeat 2 or 4 "
+                                            "times (or once with --alpha-sweep)",
+                                 output_help="grid image to write (e.g. grid.png)")
     p.add_argument("--steps", type=int, default=5, help="cells per row/column, at least 2 (default: 5)")
     p.add_argument("--alpha", type=float, default=1.0,
                    help="stylisation strength of every cell, or the end of the alpha axis; a cell at alpha 0 is "

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ...models.pretrained import DEFAULT_MODEL
 from ..cli import UsageError
+from . import add_style_and_output_options
 from .stylize import parse_styles
 
 
@@ -20,10 +21,11 @@ def add_parser(sub) -> None:
                        description="Optimise an image so its VGG features match CONTENT and its Gram matrices "
                                    "match the weighted blend of the styles.")
     p.add_argument("content", metavar="CONTENT", help="content image")
-    p.add_argument("-s", "--style", action="append", required=True, metavar="PATH[:WEIGHT]",
-                   help="a style image with an optional weight (e.g. a.jpg:0.6, 1/3 allowed); repeat to blend "
-                        "(Gram targets are blended). Weights default to 1 and are normalised")
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output image file, e.g. out.png")
+    add_style_and_output_options(p, style_metavar="PATH[:WEIGHT]",
+                                 style_help="a style image with an optional weight (e.g. a.jpg:0.6, 1/3 allowed); "
+                                            "repeat to blend (Gram targets are blended). Weights default to 1 and "
+                                            "are normalised",
+                                 output_help="output image file, e.g. out.png")
     p.add_argument("--max-size", type=int, default=512, help="long side of the result in pixels (default: 512)")
     p.add_argument("--steps", type=int, default=300, help="optimiser steps per pyramid level (default: 300)")
     p.add_argument("--optimizer", choices=O.OPTIMIZERS, default="lbfgs", help="optimiser (default: lbfgs)")

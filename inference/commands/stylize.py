@@ -14,20 +14,20 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..cli import UsageError
-from . import add_model_options
+from . import add_model_options, add_style_and_output_options
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("stylize", help="stylise images with a weighted blend of styles",
                        description="Stylise CONTENT (files or folders) with one or more weighted styles.")
     p.add_argument("content", nargs="+", metavar="CONTENT", help="content image(s) or folder(s) of images")
-    p.add_argument("-s", "--style", action="append", required=True, metavar="PATH_OR_NAME[:WEIGHT]",
-                   help="a style image, saved style code (.safetensors) or built-in style name, with an optional "
-                        "weight (e.g. a.jpg:0.6, 1/3 allowed); repeat to blend. Weights default to 1 and are normalised")
-    p.add_argument("-o", "--output", required=True, metavar="OUT",
-                   help="output image (one content; an existing file is replaced) or folder (several contents or "
-                        "a folder; results are OUT/<name>.png, and outputs that already exist are kept, so an "
-                        "interrupted batch resumes: see --overwrite)")
+    add_style_and_output_options(
+        p, style_metavar="PATH_OR_NAME[:WEIGHT]",
+        style_help="a style image, saved style code (.safetensors) or built-in style name, with an optional weight "
+                   "(e.g. a.jpg:0.6, 1/3 allowed); repeat to blend. Weights default to 1 and are normalised",
+        output_help="output image (one content; an existing file is replaced) or folder (several contents or a "
+                    "folder; results are OUT/<name>.png, and outputs that already exist are kept, so an "
+                    "interrupted batch resumes: see --overwrite)")
     p.add_argument("--overwrite", action="store_true",
                    help="in folder mode, replace outputs that already exist instead of keeping them")
     p.add_argument("--alpha", type=float, default=1.0,

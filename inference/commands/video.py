@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from ..cli import UsageError
-from . import add_model_options
+from . import add_model_options, add_style_and_output_options
 
 
 def add_parser(sub) -> None:
@@ -20,12 +20,12 @@ def add_parser(sub) -> None:
                                    "tied together by smoothed content statistics and optical flow (--temporal).")
     p.add_argument("input", metavar="IN", help="video file (.mp4 .mov .mkv .webm .avi), animated GIF/WebP, or a "
                                                "folder of frames (sorted by name)")
-    p.add_argument("-s", "--style", action="append", required=True, metavar="PATH_OR_NAME[:WEIGHT]",
-                   help="a style image, saved style code (.safetensors) or built-in style name, with an optional "
-                        "weight (a.jpg:0.6); repeat to blend. Weights default to 1 and are normalised")
-    p.add_argument("-o", "--output", required=True, metavar="OUT",
-                   help="output video (.mp4 .mov .mkv .webm .avi; an existing file is replaced), animated .gif/.webp, "
-                        "or a new folder for PNG frames")
+    add_style_and_output_options(
+        p, style_metavar="PATH_OR_NAME[:WEIGHT]",
+        style_help="a style image, saved style code (.safetensors) or built-in style name, with an optional weight "
+                   "(a.jpg:0.6); repeat to blend. Weights default to 1 and are normalised",
+        output_help="output video (.mp4 .mov .mkv .webm .avi; an existing file is replaced), animated .gif/.webp, "
+                    "or a new folder for PNG frames")
     p.add_argument("-k", "--keyframe", action="append", default=[], metavar="TIME:NAME=W[,NAME=W...]",
                    help="style weights at a moment: TIME is a frame index (12) or seconds (5s, 1.5s), NAME a style's "
                         "file stem or built-in name; unnamed styles get 0. Weights between keyframes are "
