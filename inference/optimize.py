@@ -42,6 +42,11 @@ Source = Any  # a path, PIL image, array or tensor: anything `inference.images.l
 Callback = Callable[[dict, torch.Tensor], Any]
 
 
+def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """`detail.resize`, kept in the image range [0, 1] (an optimised image and its targets are images)."""
+    return resize(x, size).clamp(0, 1)
+
+
 @dataclass
 class OptimizeResult:
     """What `optimize` returns."""
@@ -165,7 +170,7 @@ def _initial(init: str, content: torch.Tensor, styles: Sequence[torch.Tensor], w
     stylizer = Stylizer.from_pretrained(model, device=device)
     out = stylizer.stylize(content, list(styles), weights=weights.tolist(), max_size=None, style_size=None,
                            return_tensor=True)
-    return resize(out.float().to(device), tuple(content.shape[-2:])).clamp(0, 1)
+    return _resize(out.float().to(device), tuple(content.shape[-2:]))
 
 
 def optimize(
@@ -254,23 +259,23 @@ def optimize(
         if sh * sw > MAX_PIXELS:
             raise ValueError(f"style_scale={style_scale} makes style {i + 1} {sw}x{sh} px at the result's size, more than "
                              f"the {MAX_PIXELS // 2**20} MP of the largest image stylemix loads; use a smaller style_scale")
-    image = resize(_initial(init, content_full, style_full, w, seed, device, init_model), sizes[0]).clamp(0, 1)
+    image = _resize(_initial(init, content_full, style_full, w, seed, device, init_model), sizes[0])
 
     loss_weights = {"content": content_weight, "style": style_weight, "tv": tv_weight}
     recorder = _Recorder(steps * len(sizes), progress, callback)
     try:
         for level, size in enumerate(sizes):
             recorder.next_level(level)
-            styles_l = [resize(s, _style_size(s, size, style_scale)).clamp(0, 1) for s in style_full]
-            problem = _Level(encoder, resize(content_full, size).clamp(0, 1), styles_l, w, tuple(content_layers),
+            styles_l = [_resize(s, _style_size(s, size, style_scale)) for s in style_full]
+            problem = _Level(encoder, _resize(content_full, size), styles_l, w, tuple(content_layers),
                              tuple(style_layers), loss_weights)
-            image, stopped = problem.solve(resize(image, size).clamp(0, 1), optimizer, lr, steps, recorder)
+            image, stopped = problem.solve(_resize(image, size), optimizer, lr, steps, recorder)
             if stopped:
                 break
     finally:
         recorder.bar.close()
 
-    out = resize(image.detach(), sizes[-1]).clamp(0, 1)
+    out = _resize(image.detach(), sizes[-1])
     if preserve_color == "luminance":
         out = Fn.keep_luminance(out, content_full)
     out = out.float().cpu()

@@ -20,7 +20,6 @@ from safetensors import SafetensorError, safe_open
 from ..models.io import WeightsError, check_state, load_tensors, save_tensors
 
 RECIPE_KEY, MODEL_KEY = "recipe", "model"  # metadata naming the training recipe and the model it trains
-_OWN_KEYS = ("step", "config", "param_groups", "rng.python")
 
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
@@ -34,11 +33,8 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
         step: optimiser steps completed.
         config: the run's JSON-ready config (checked on resume).
         scaler: the fp16 GradScaler, when one is in use.
-        metadata: more strings to record, e.g. {RECIPE_KEY: 'adain', MODEL_KEY: 'adain'}; not the keys above.
+        metadata: more strings to record, e.g. {RECIPE_KEY: 'adain', MODEL_KEY: 'adain'}.
     """
-    clash = sorted(set(metadata or {}) & set(_OWN_KEYS))
-    if clash:
-        raise ValueError(f"checkpoint metadata {clash} is written by save_checkpoint itself; use other keys")
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     opt = optimizer.state_dict()
     for pid, state in opt["state"].items():
@@ -93,9 +89,9 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
     return int(meta["step"])
 
 
-def checkpoint_config(path: str | Path) -> dict[str, Any]:
-    """The run config a checkpoint was written with."""
-    meta = read_metadata(path)
+def checkpoint_config(path: str | Path, meta: dict[str, str] | None = None) -> dict[str, Any]:
+    """The run config a checkpoint was written with (from its metadata `meta`, read from `path` when None)."""
+    meta = read_metadata(path) if meta is None else meta
     if "config" not in meta:
         raise WeightsError(f"{path} is not a training checkpoint (no config in its metadata)")
     return json.loads(meta["config"])

@@ -24,8 +24,8 @@ import torch
 from ..models import pretrained
 from ..models.adain import AdaINConfig
 from ..models.device import resolve_device
-from ..models.io import (CONFIG_FILE, DECODER_FILE, RetiredField, WeightsError, from_dict, load_into, load_json,
-                         save_model_dir, to_dict)
+from ..models.io import (CONFIG_FILE, DECODER_FILE, RetiredField, WeightsError, check_state, from_dict, load_into,
+                         load_json, save_model_dir, to_dict)
 from ..models.decoder import drop_skips
 from ..models.registry import list_models, model_recipes
 from .adain_task import AdaINLossConfig, AdaINTask
@@ -63,10 +63,13 @@ def build_model(cfg: TrainConfig, log=print):
     model = pretrained.create_with_encoder("adain", cfg.model, cfg.encoder, log)
     if cfg.init:
         init_dir = resolve_init(cfg.init)
-        decoder, meta = pretrained.decoder_part(model), init_meta(cfg)
+        decoder, meta = pretrained.decoder_part(model), load_json(init_dir / CONFIG_FILE)
         old = from_dict(AdaINConfig, meta.get("config", {}), "config").decoder
         if old.skips != cfg.model.decoder.skips:  # e.g. shallow skips dropped: the rest of the decoder is kept
-            decoder.load_state_dict(drop_skips(load_tensors(init_dir / DECODER_FILE), old, cfg.model.decoder, "decoder."))
+            path = init_dir / DECODER_FILE
+            state = drop_skips(load_tensors(path), old, cfg.model.decoder, "decoder.")
+            check_state(decoder, state, str(path))
+            decoder.load_state_dict(state)
             log(f"skips {list(old.skips)} -> {list(cfg.model.decoder.skips)}")
         else:
             load_into(decoder, init_dir / DECODER_FILE)
@@ -185,7 +188,8 @@ def recipe_of(config: dict, name: str | None = None) -> tuple[Recipe, Any]:
 def checkpoint_recipe(path: str | Path) -> tuple[Recipe, Any]:
     """The recipe a checkpoint was written by and its config: the one its metadata names, or for a checkpoint
     that names none, the one its config parses as (`recipe_of`)."""
-    return recipe_of(checkpoint_config(path), read_metadata(path).get(RECIPE_KEY))
+    meta = read_metadata(path)
+    return recipe_of(checkpoint_config(path, meta), meta.get(RECIPE_KEY))
 
 
 def drive(args: argparse.Namespace, recipe: Recipe) -> int:
