@@ -44,25 +44,23 @@ def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8765, open_browser:
     Raises:
         ValueError when the address cannot be used (port taken, unknown host).
     """
-    try:
+    try:  # whether or not the server ever starts, remove what create_app made
         server, sock, url = listen(app, host, port)
-    except BaseException:  # the server never started: remove what create_app made
-        app.state.blender.close()
-        raise
 
-    def announce():
-        while not server.started and not server.should_exit:
-            time.sleep(0.05)
-        if server.started:
-            (log or _print)(f"stylemix app: serving on {url}  (Ctrl+C to stop)")
-            if open_browser:
-                webbrowser.open(url)
+        def announce():
+            while not server.started and not server.should_exit:
+                time.sleep(0.05)
+            if server.started:
+                (log or _print)(f"stylemix app: serving on {url}  (Ctrl+C to stop)")
+                if open_browser:
+                    webbrowser.open(url)
 
-    threading.Thread(target=announce, daemon=True).start()
-    try:
-        server.run(sockets=[sock])
+        threading.Thread(target=announce, daemon=True).start()
+        try:
+            server.run(sockets=[sock])
+        finally:
+            sock.close()
     finally:
-        sock.close()
         app.state.blender.close()
 
 
