@@ -32,7 +32,7 @@ from .vgg import EncoderConfig, VGGEncoder
 
 HED_SHA256 = "4502df9d0a88873911ea191cb2be5147d190f6a7f4c21731a418960f6bdb8e8f"
 FETCH_COMMAND = "stylemix weights fetch"
-DEFAULT_MODEL = "adain-vgg16-v2"
+DEFAULT_MODEL = "adain-vgg16-v3"
 
 
 def cache_dir() -> Path:

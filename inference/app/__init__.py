@@ -6,7 +6,7 @@ web framework; `create_app` and `serve` load FastAPI on first use.
 import importlib
 
 INSTALL = "pip install 'stylemix[app]'"
-FAST_MODEL = "adain-fast"  # the preview model when installed (`stylemix app --preview-model`)
+FAST_MODEL = "adain-fast-v2"  # the preview model when installed (`stylemix app --preview-model`)
 _LAZY = {"create_app": ".server", "serve": ".serving", "AppConfig": ".config"}  # name -> the module that has it
 
 
