@@ -74,14 +74,16 @@ def measure(name: str | None, args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from stylemix.inference.app import FAST_MODEL  # the package's __init__ only: no FastAPI at import time
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--changes", type=int, default=30, help="weight changes timed per model (default 30)")
     p.add_argument("--size", type=int, default=256, help="preview long side in px (default 256)")
     p.add_argument("--photo", default="astronaut", help="bundled photo (default astronaut)")
     p.add_argument("--styles", nargs=2, default=["post-impressionism-01", "expressionism-02"],
                    help="two built-in styles (default: the page's preselected ones)")
-    p.add_argument("--models", nargs="+", default=["default", "adain-fast"],
-                   help="weights dirs or names; 'default' = the shipped default (default: default adain-fast)")
+    p.add_argument("--models", nargs="+", default=["default", FAST_MODEL],
+                   help=f"weights dirs or names; 'default' = the shipped default (default: default {FAST_MODEL})")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--dtype", default="auto", choices=("auto", "fp32", "bf16"), help="precision (default auto)")
     args = p.parse_args(argv)

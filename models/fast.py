@@ -23,7 +23,7 @@ decoder); this model keeps 8-96 channels (~7 GFLOP, most of it at 1/4 and 1/8 re
 fastest; widths 8-64 are ~4 GFLOP and measured no faster).
 
 Its weights come from distillation, not from a loss network: training/fast_task.py trains encoder and decoder
-together to reproduce the default model's outputs, so its style codes (statistics of its own encoder) are its
+together to reproduce a teacher's outputs, so its style codes (statistics of its own encoder) are its
 own; `encoder_id` names them, and a weights dir ships the model's codes for the built-in style names.
 
 Letters: b - batch, c - channels, h/w - height/width, k - styles.
@@ -173,9 +173,9 @@ def fast_hint(config: FastConfig) -> StyleHint:
                      {t: c for t, c in zip(taps, config.widths) if t in read})
 
 
-WEIGHTS_HELP = ("no {name} weights are installed (looked for {where}); distil them from the default model with "
-                "'stylemix train --model adain-fast --config training/configs/adain-fast.json --out runs/fast' then "
-                "'stylemix train --out runs/fast --export weights/{name}' (training/fast_task.py)")
+WEIGHTS_HELP = ("no {name} weights are installed (looked for {where}); distil them from a teacher (the recipe names "
+                "adain-vgg16-v2) with 'stylemix train --model adain-fast --config training/configs/adain-fast.json "
+                "--out runs/fast' then 'stylemix train --out runs/fast --export weights/{name}' (training/fast_task.py)")
 
 
 @register_model("adain-fast", FastConfig, weights_help=WEIGHTS_HELP,

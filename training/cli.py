@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
     ap.add_argument("--model", choices=recipe_names(), default="adain",
                     help="the recipe to train (default: adain): a model's, named in its registry entry "
-                         "(models/registry.py); adain-fast distils the default model (training/fast_task.py), "
+                         "(models/registry.py); adain-fast distils a teacher model (training/fast_task.py), "
                          "adain-teacher trains the default model toward an external teacher (training/teacher_task.py)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

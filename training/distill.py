@@ -1,7 +1,7 @@
 """Distillation data: a teacher's stylisations of many (content crop, styles, weights, alpha) samples, computed once.
 
-The fast model (models/fast.py, trained by training/fast_task.py) learns to reproduce a teacher (the default
-model) from these, with no deep VGG pass per step. Sample i is drawn from (data.seed, i) alone: a content
+The fast model (models/fast.py, trained by training/fast_task.py) learns to reproduce a teacher (`model`; empty: the
+default model) from these, with no deep VGG pass per step. Sample i is drawn from (data.seed, i) alone: a content
 crop, K in 1..max_styles style crops (a share `style_ink` of them turned into ink drawings and a share
 `style_augment` changed in colour, contrast or texture, by training/augment.py), blend
 weights uniform on the simplex, alpha 1 for a share `alpha_one` of samples and uniform in [alpha_min, 1)

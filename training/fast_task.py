@@ -1,4 +1,5 @@
-"""Distilling the fast model (models/fast.py) from the default model, run by the shared loop (training/trainer.py).
+"""Distilling the fast model (models/fast.py) from a teacher (`teacher.model`; empty: the default model), run by
+the shared loop (training/trainer.py).
 
 Two phases in one command, both resumable:
   1. the teacher paints RUN_DIR/teacher/ once (training/distill.py): content crops, 1-2 styles, random weights
